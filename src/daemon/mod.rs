@@ -1,0 +1,133 @@
+//! The daemon: builds every part from a validated config, runs them under one token, drains on shutdown.
+//!
+//! Shutdown order: the root token is cancelled (SIGTERM/SIGINT in `main`, or a
+//! test); systemd is told STOPPING; the HTTP server stops accepting and
+//! finishes in-flight requests while the engine and the other loops return at
+//! their next await; the task tracker is given `daemon.grace-period` to empty;
+//! then the store records a clean stop. The unit's `TimeoutStopSec` is longer
+//! than the default grace so systemd never kills a drain that is on time.
+
+mod reload;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::engine::{self, Readiness};
+use crate::metrics::{HostMetrics, Metrics};
+use crate::store::Store;
+use crate::{http, notify};
+
+pub use reload::ReloadRequest;
+
+/// Everything `run` needs from outside: the world it runs in, passed in so a
+/// test can start a whole daemon on `127.0.0.1:0` and stop it on purpose.
+pub struct Launch {
+    pub config: Config,
+    pub listener: TcpListener,
+    pub shutdown: CancellationToken,
+    /// `--listen` from the command line; it stays in force across reloads.
+    pub listen_override: Option<SocketAddr>,
+}
+
+/// Runs until `shutdown` is cancelled, then drains. Returns an error when the
+/// daemon cannot start (store, metrics) or could not drain in time.
+pub async fn run(launch: Launch) -> anyhow::Result<()> {
+    let Launch {
+        config,
+        listener,
+        shutdown,
+        listen_override,
+    } = launch;
+    let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
+    metrics.record_config_load(true);
+    let state_dir = config.daemon.state_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&state_dir)).await??;
+    let readiness = Readiness::default();
+    readiness.set_store_open(true);
+    let (run_id, unclean) = store.record_start(env!("CARGO_PKG_VERSION")).await?;
+    if unclean {
+        tracing::warn!("the previous run did not stop cleanly (crash, kill -9 or power loss)");
+    }
+    tracing::info!(store = %store.path().display(), "state store open");
+    let host = HostMetrics::new(&metrics.registry).context("cannot register host metrics")?;
+
+    let (config_tx, config_rx) = watch::channel(Arc::new(config));
+    let (reload_tx, reload_rx) = mpsc::channel(4);
+    let tracker = TaskTracker::new();
+
+    tracker.spawn(engine::run(
+        config_rx.clone(),
+        metrics.clone(),
+        readiness.clone(),
+        shutdown.clone(),
+    ));
+    tracker.spawn(crate::metrics::host::run(
+        host,
+        config_rx.clone(),
+        shutdown.clone(),
+    ));
+    tracker.spawn(reload::run(
+        reload::Reloader {
+            config: config_tx,
+            metrics: metrics.clone(),
+            store: store.clone(),
+            listen_override,
+        },
+        reload_rx,
+        shutdown.clone(),
+    ));
+    tracker.spawn(reload::on_sighup(reload_tx.clone(), shutdown.clone()));
+    tracker.spawn(notify::watchdog(readiness.clone(), shutdown.clone()));
+
+    let addr = listener.local_addr()?;
+    let app = http::router(http::AppState {
+        config: config_rx.clone(),
+        metrics: metrics.clone(),
+        readiness: readiness.clone(),
+        reload: reload_tx,
+        started_at: SystemTime::now(),
+    });
+    let server_token = shutdown.clone();
+    let server = tracker.spawn(async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(server_token.clone().cancelled_owned())
+            .await;
+        if result.is_err() {
+            // Without its server lantern is blind and mute: stop rather than limp.
+            server_token.cancel();
+        }
+        result
+    });
+    tracing::info!("listening on http://{addr}");
+
+    tokio::select! {
+        _ = readiness.first_tick() => notify::ready(),
+        _ = shutdown.cancelled() => {}
+    }
+    shutdown.cancelled().await;
+    notify::stopping();
+    tracing::info!("shutting down");
+
+    tracker.close();
+    let grace = config_rx.borrow().daemon.grace_period;
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        anyhow::bail!(
+            "tasks did not finish within the grace period of {}",
+            humantime::format_duration(grace)
+        );
+    }
+    store.record_stop(run_id).await?;
+    match server.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(anyhow::Error::new(e).context("HTTP server failed")),
+        Err(e) => Err(anyhow::Error::new(e).context("HTTP server task failed")),
+    }
+}

@@ -1,0 +1,13 @@
+//! Lantern: a self-hosted ops and resilience daemon that keeps an online shop taking orders.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod engine;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod notify;
+pub mod shutdown;
+pub mod store;

@@ -1,0 +1,143 @@
+//! lantern's exposition against the real Prometheus tools: promtool's linter and a live scrape.
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::process::Signal;
+
+use crate::support::{Process, TestConfig, free_port, get, tool};
+
+#[test]
+fn promtool_check_metrics_finds_nothing_to_report() {
+    let cfg = TestConfig::new("");
+    let mut p = Process::start(&cfg.path, &[], &[]);
+    // Touch a few routes first so the per-route HTTP families have samples too.
+    for path in ["/-/ready", "/-/healthy", "/api/v1/info", "/nope"] {
+        get(&p.url(path));
+    }
+    let (status, exposition) = get(&p.url("/metrics"));
+    assert_eq!(status, 200);
+    assert!(
+        exposition.contains("lantern_http_requests_total"),
+        "HTTP metrics missing"
+    );
+    let mut promtool = Command::new(tool("PROMTOOL_BIN", "promtool"))
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "promtool: {said}");
+    assert!(said.trim().is_empty(), "promtool reported: {said}");
+    p.signal(Signal::TERM);
+    p.wait_exit(Duration::from_secs(10));
+}
+
+struct Prometheus {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prometheus {
+    fn start(target: &str) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n  - job_name: lantern\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        // Prometheus cannot listen on port 0 and tell us; take a port that was just free.
+        let port = free_port();
+        let child = Command::new(tool("PROMETHEUS_BIN", "prometheus"))
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Prometheus {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    fn api(&self, path: &str) -> Option<serde_json::Value> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let r = reqwest::get(format!("http://127.0.0.1:{}{}", self.port, path))
+                .await
+                .ok()?;
+            r.json().await.ok()
+        })
+    }
+}
+
+#[test]
+fn a_real_prometheus_scrapes_lantern_and_sees_the_target_up() {
+    let cfg = TestConfig::new("");
+    let mut p = Process::start(&cfg.path, &[], &[]);
+    let prom = Prometheus::start(&p.addr.to_string());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = None;
+    loop {
+        if let Some(v) = prom.api("/api/v1/targets") {
+            let active = &v["data"]["activeTargets"];
+            if active[0]["health"] == "up" {
+                break;
+            }
+            last = Some(v);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "target never up; last answer: {last:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The scraped series are queryable, labelled as lantern exposes them.
+    let q = prom
+        .api("/api/v1/query?query=lantern_build_info")
+        .expect("query answers");
+    let result = &q["data"]["result"];
+    assert_eq!(result.as_array().map(Vec::len), Some(1), "{q}");
+    assert_eq!(result[0]["metric"]["version"], env!("CARGO_PKG_VERSION"));
+    let q = prom
+        .api("/api/v1/query?query=up%7Bjob%3D%22lantern%22%7D")
+        .unwrap();
+    assert_eq!(q["data"]["result"][0]["value"][1], "1", "{q}");
+    p.signal(Signal::TERM);
+    assert_eq!(p.wait_exit(Duration::from_secs(10)).code(), Some(0));
+}
