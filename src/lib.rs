@@ -9,5 +9,6 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod probe;
 pub mod shutdown;
 pub mod store;

@@ -6,11 +6,13 @@
 //! downstream re-validates or parses strings. Every error names the file, the
 //! line and the key ([`locate`]) and maps to exit code 78.
 
+mod checks;
 mod error;
 mod locate;
+mod maintenance;
 mod raw;
 mod secret;
-mod validate;
+pub(crate) mod validate;
 
 pub use validate::matches_pattern;
 
@@ -20,7 +22,9 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
+pub use checks::{CheckSpec, FailureThreshold, RawCheck, RawFlowStep, valid_name};
 pub use error::{ConfigError, ConfigErrors, EXIT_CONFIG};
+pub use maintenance::{Schedule, Window};
 pub use secret::{MASK, Secret};
 
 /// The validated configuration. Cheap to clone behind an `Arc`; a reload builds
@@ -35,6 +39,55 @@ pub struct Config {
     pub daemon: DaemonConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
+    pub health: HealthConfig,
+    pub status: StatusConfig,
+    pub checks: Vec<CheckSpec>,
+    /// Top-level windows and the checks each covers (empty: all).
+    pub maintenance: Vec<GlobalWindow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GlobalWindow {
+    #[serde(flatten)]
+    pub window: Window,
+    pub checks: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct HealthConfig {
+    /// A check that goes DOWN again this soon after recovering reopens its
+    /// incident instead of opening a new one.
+    #[serde(serialize_with = "human")]
+    pub flap_window: Duration,
+    /// Checks that prove lantern's own host can reach the network; when all of
+    /// them are DOWN, other flips are recorded but page nobody.
+    pub connectivity_checks: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct StatusConfig {
+    pub title_en: String,
+    pub title_zh: String,
+    /// Checks whose state the public status follows (empty: every paging check).
+    pub checks: Vec<String>,
+    pub messages: StatusMessages,
+}
+
+/// What customers read in each mode, in English and Chinese.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct StatusMessages {
+    pub normal_en: String,
+    pub normal_zh: String,
+    pub degraded_en: String,
+    pub degraded_zh: String,
+    pub manual_intake_en: String,
+    pub manual_intake_zh: String,
+    pub maintenance_en: String,
+    pub maintenance_zh: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -106,6 +159,13 @@ pub mod defaults {
 
 fn human<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+fn human_opt<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => human(d, s),
+        None => s.serialize_none(),
+    }
 }
 
 impl Config {

@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+use super::checks::{RawCheck, RawWindow};
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawConfig {
@@ -13,6 +15,37 @@ pub struct RawConfig {
     pub metrics: RawMetrics,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub health: RawHealth,
+    #[serde(default)]
+    pub status: RawStatus,
+    #[serde(default)]
+    pub checks: Vec<RawCheck>,
+    #[serde(default)]
+    pub maintenance: Vec<RawWindow>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawHealth {
+    pub flap_window: Option<String>,
+    pub connectivity_checks: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawStatus {
+    pub title_en: Option<String>,
+    pub title_zh: Option<String>,
+    pub checks: Option<Vec<String>>,
+    pub normal_en: Option<String>,
+    pub normal_zh: Option<String>,
+    pub degraded_en: Option<String>,
+    pub degraded_zh: Option<String>,
+    pub manual_intake_en: Option<String>,
+    pub manual_intake_zh: Option<String>,
+    pub maintenance_en: Option<String>,
+    pub maintenance_zh: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

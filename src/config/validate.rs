@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::error::{ConfigError, ConfigErrors};
-use super::raw::RawConfig;
+use super::raw::{RawConfig, RawHealth, RawStatus};
 use super::{
-    Config, DaemonConfig, LogConfig, LogFormat, MetricsConfig, ServerConfig, defaults, locate,
-    secret,
+    Config, DaemonConfig, GlobalWindow, HealthConfig, LogConfig, LogFormat, MetricsConfig,
+    ServerConfig, StatusConfig, StatusMessages, defaults, locate, secret,
 };
 
 /// Collects errors and knows how to point at a key in the source text.
-pub(super) struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     file: &'a Path,
     text: &'a str,
     /// The config file's directory: relative paths are resolved against it.
@@ -78,6 +78,26 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Resolves a secret given inline or by `-file` key; `key` is the inline key's path.
+    pub fn secret(
+        &mut self,
+        key: &str,
+        inline: Option<&str>,
+        file: Option<&str>,
+    ) -> Option<super::Secret> {
+        match secret::resolve(inline, file, &self.base.clone()) {
+            Ok(s) => s,
+            Err((which, msg)) => {
+                let k = match which {
+                    secret::Which::Inline => key.to_string(),
+                    secret::Which::File => format!("{key}-file"),
+                };
+                self.error(&k, msg);
+                None
+            }
+        }
+    }
+
     pub fn path(&self, raw: &str) -> PathBuf {
         normalize(&self.base.join(raw))
     }
@@ -89,6 +109,25 @@ pub(super) fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config
     let daemon = daemon(&mut cx, raw.daemon);
     let metrics = metrics(&mut cx, raw.metrics);
     let log = log(&mut cx, raw.log);
+    let checks = super::checks::validate_checks(&mut cx, raw.checks);
+    let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+    let maintenance =
+        super::maintenance::validate_windows(&mut cx, "maintenance", &raw.maintenance, true)
+            .into_iter()
+            .map(|(window, checks)| GlobalWindow { window, checks })
+            .collect::<Vec<_>>();
+    for (i, w) in maintenance.iter().enumerate() {
+        for c in &w.checks {
+            if !names.contains(&c.as_str()) {
+                cx.error(
+                    &format!("maintenance[{i}].checks"),
+                    format!("no check is named `{c}`"),
+                );
+            }
+        }
+    }
+    let health = health(&mut cx, raw.health, &names);
+    let status = status(&mut cx, raw.status, &names);
     if !cx.errors.is_empty() {
         return Err(ConfigErrors(cx.errors));
     }
@@ -99,6 +138,10 @@ pub(super) fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config
         daemon,
         metrics,
         log,
+        health,
+        status,
+        checks,
+        maintenance,
     })
 }
 
@@ -277,6 +320,73 @@ fn log(cx: &mut Ctx, raw: super::raw::RawLog) -> LogConfig {
         }
     };
     LogConfig { level, format }
+}
+
+fn health(cx: &mut Ctx, raw: RawHealth, names: &[&str]) -> HealthConfig {
+    let flap_window = cx.duration(
+        "health.flap-window",
+        raw.flap_window.as_deref(),
+        Duration::from_secs(15 * 60),
+        Duration::ZERO,
+        Duration::from_secs(7 * 86400),
+    );
+    let connectivity_checks = raw.connectivity_checks.unwrap_or_default();
+    for c in &connectivity_checks {
+        if !names.contains(&c.as_str()) {
+            cx.error(
+                "health.connectivity-checks",
+                format!("no check is named `{c}`"),
+            );
+        }
+    }
+    HealthConfig {
+        flap_window,
+        connectivity_checks,
+    }
+}
+
+fn status(cx: &mut Ctx, raw: RawStatus, names: &[&str]) -> StatusConfig {
+    let checks = raw.checks.unwrap_or_default();
+    for c in &checks {
+        if !names.contains(&c.as_str()) {
+            cx.error("status.checks", format!("no check is named `{c}`"));
+        }
+    }
+    let or = |v: Option<String>, d: &str| v.unwrap_or_else(|| d.to_string());
+    StatusConfig {
+        title_en: or(raw.title_en, "Order service status"),
+        title_zh: or(raw.title_zh, "订单服务状态"),
+        checks,
+        messages: StatusMessages {
+            normal_en: or(raw.normal_en, "We are taking orders as usual."),
+            normal_zh: or(raw.normal_zh, "我们正常接单。"),
+            degraded_en: or(
+                raw.degraded_en,
+                "Ordering is slower than usual; your order will still be handled.",
+            ),
+            degraded_zh: or(raw.degraded_zh, "下单比平时慢,您的订单仍会被处理。"),
+            manual_intake_en: or(
+                raw.manual_intake_en,
+                "Online ordering is briefly unavailable. Please use the order form: every order is recorded and confirmed.",
+            ),
+            manual_intake_zh: or(
+                raw.manual_intake_zh,
+                "在线下单暂时不可用,请使用订单表格:每一笔订单都会被记录并确认。",
+            ),
+            maintenance_en: or(
+                raw.maintenance_en,
+                "We are doing planned maintenance; orders are still being taken.",
+            ),
+            maintenance_zh: or(raw.maintenance_zh, "我们正在进行计划维护,仍在接单。"),
+        },
+    }
+}
+
+pub(crate) use super::maintenance::time_zone;
+
+/// Expands `${ENV}` references in a value that is not itself a secret key.
+pub(crate) fn expand(value: &str) -> Result<String, String> {
+    secret::expand_env(value, secret::process_env)
 }
 
 /// Removes `.` and folds `..` without touching the file system, so paths read

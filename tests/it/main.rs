@@ -3,6 +3,9 @@
 mod config_files;
 mod http_api;
 mod lifecycle;
+mod probe_db;
+mod probe_promql_flow;
+mod probe_tls_dns;
 mod prometheus;
 mod support;
 mod systemd;
