@@ -14,7 +14,8 @@ use super::validate::Ctx;
 #[derive(Debug, Clone)]
 pub struct Schedule {
     pub expr: String,
-    cron: Cron,
+    // Boxed: a parsed Cron is ~350 bytes and would bloat every enum holding a Schedule.
+    cron: Box<Cron>,
     pub tz: Tz,
 }
 
@@ -32,7 +33,7 @@ impl Schedule {
             .map_err(|e| format!("`{expr}` is not a cron expression: {e}"))?;
         Ok(Schedule {
             expr: expr.to_string(),
-            cron,
+            cron: Box::new(cron),
             tz,
         })
     }
@@ -154,20 +155,19 @@ pub(super) fn validate_windows(
                 }
             }
             (None, Some(start)) => {
-                let parse = |cx: &mut Ctx, field: &str, v: &str| match DateTime::parse_from_rfc3339(
-                    v,
-                ) {
-                    Ok(t) => Some(t.with_timezone(&Utc)),
-                    Err(_) => {
-                        cx.error(
+                let parse =
+                    |cx: &mut Ctx, field: &str, v: &str| match DateTime::parse_from_rfc3339(v) {
+                        Ok(t) => Some(t.with_timezone(&Utc)),
+                        Err(_) => {
+                            cx.error(
                             &k(field),
                             format!(
                                 "`{v}` is not an RFC 3339 time such as 2027-02-10T02:00:00+08:00"
                             ),
                         );
-                        None
-                    }
-                };
+                            None
+                        }
+                    };
                 let Some(end) = w.end.as_deref() else {
                     cx.error(&k("end"), "a one-off window needs an `end`");
                     continue;

@@ -275,6 +275,20 @@ pub struct ProbeContext {
     pub heartbeats: heartbeat::Book,
 }
 
+impl ProbeContext {
+    /// A context outside a running daemon (tests, `lantern check-config --probe`):
+    /// fresh clients, an empty heartbeat book, `{self}` meaning 127.0.0.1:9847.
+    pub fn standalone(check: &str, timeout: Duration) -> ProbeContext {
+        ProbeContext {
+            check: check.to_string(),
+            timeout,
+            self_addr: SocketAddr::from(([127, 0, 0, 1], 9847)),
+            http: http::Clients::default(),
+            heartbeats: heartbeat::Book::default(),
+        }
+    }
+}
+
 /// Replaces `{self}` with lantern's bound address, so a config can probe
 /// lantern itself even when started with `--listen 127.0.0.1:0`.
 pub fn expand_self(text: &str, self_addr: SocketAddr) -> String {
