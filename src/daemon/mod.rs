@@ -21,7 +21,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::engine::{self, Readiness};
+use crate::health::{CheckMetrics, Health, persist, scheduler};
+use crate::incident::{self, IncidentMetrics};
 use crate::metrics::{HostMetrics, Metrics};
+use crate::probe::{self, heartbeat};
+use crate::status::Status;
 use crate::store::Store;
 use crate::{http, notify};
 
@@ -58,6 +62,30 @@ pub async fn run(launch: Launch) -> anyhow::Result<()> {
     }
     tracing::info!(store = %store.path().display(), "state store open");
     let host = HostMetrics::new(&metrics.registry).context("cannot register host metrics")?;
+    let check_metrics =
+        Arc::new(CheckMetrics::new(&metrics.registry).context("cannot register check metrics")?);
+    let incident_metrics = Arc::new(
+        IncidentMetrics::new(&metrics.registry).context("cannot register incident metrics")?,
+    );
+    // Flips are rare (a state change, not every probe); the bound only keeps
+    // a wedged store from growing memory without limit.
+    let (flip_tx, flip_rx) = mpsc::channel(4096);
+    let health = Health::new(flip_tx, check_metrics);
+    health.set_windows(
+        persist::load_windows(&store)
+            .await
+            .context("cannot read maintenance windows")?,
+    );
+    let heartbeats = heartbeat::Book::default();
+    for (name, pings) in persist::load_heartbeats(&store)
+        .await
+        .context("cannot read heartbeats")?
+    {
+        heartbeats.set(&name, pings);
+    }
+    let status = Status::load(store.clone())
+        .await
+        .context("cannot read the status mode")?;
 
     let (config_tx, config_rx) = watch::channel(Arc::new(config));
     let (reload_tx, reload_rx) = mpsc::channel(4);
@@ -88,12 +116,34 @@ pub async fn run(launch: Launch) -> anyhow::Result<()> {
     tracker.spawn(notify::watchdog(readiness.clone(), shutdown.clone()));
 
     let addr = listener.local_addr()?;
+    tracker.spawn(incident::run(
+        flip_rx,
+        store.clone(),
+        config_rx.clone(),
+        incident_metrics,
+        shutdown.clone(),
+    ));
+    tracker.spawn(scheduler::run(
+        config_rx.clone(),
+        scheduler::Shared {
+            health: health.clone(),
+            http: probe::http::Clients::default(),
+            heartbeats: heartbeats.clone(),
+            self_addr: addr,
+        },
+        tracker.clone(),
+        shutdown.clone(),
+    ));
     let app = http::router(http::AppState {
         config: config_rx.clone(),
         metrics: metrics.clone(),
         readiness: readiness.clone(),
         reload: reload_tx,
         started_at: SystemTime::now(),
+        store: store.clone(),
+        health,
+        heartbeats,
+        status,
     });
     let server_token = shutdown.clone();
     let server = tracker.spawn(async move {

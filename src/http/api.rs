@@ -61,6 +61,6 @@ async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "no such API endpoint")
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
+pub(super) fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }

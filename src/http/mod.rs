@@ -5,6 +5,7 @@
 
 mod api;
 mod auth;
+mod checks;
 mod ops;
 
 use std::sync::Arc;
@@ -22,7 +23,11 @@ use tower_http::timeout::TimeoutLayer;
 use crate::config::Config;
 use crate::daemon::ReloadRequest;
 use crate::engine::Readiness;
+use crate::health::Health;
 use crate::metrics::Metrics;
+use crate::probe::heartbeat;
+use crate::status::Status;
+use crate::store::Store;
 
 pub use auth::Authorized;
 
@@ -34,6 +39,10 @@ pub struct AppState {
     pub readiness: Readiness,
     pub reload: mpsc::Sender<ReloadRequest>,
     pub started_at: SystemTime,
+    pub store: Store,
+    pub health: Health,
+    pub heartbeats: heartbeat::Book,
+    pub status: Status,
 }
 
 /// Builds the router. Body limit and timeout come from the config at start;
@@ -45,7 +54,8 @@ pub fn router(state: AppState) -> Router {
     };
     Router::new()
         .merge(ops::routes())
-        .nest("/api/v1", api::routes())
+        .merge(checks::public_routes())
+        .nest("/api/v1", api::routes().merge(checks::routes()))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(TimeoutLayer::with_status_code(

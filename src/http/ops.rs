@@ -26,7 +26,10 @@ async fn landing() -> Html<&'static str> {
         "<li><a href=\"/metrics\">metrics</a></li>",
         "<li><a href=\"/-/healthy\">healthy</a></li>",
         "<li><a href=\"/-/ready\">ready</a></li>",
+        "<li><a href=\"/status\">status</a> (public, 中文 / English)</li>",
         "<li><a href=\"/api/v1/info\">/api/v1/info</a></li>",
+        "<li><a href=\"/api/v1/checks\">/api/v1/checks</a></li>",
+        "<li><a href=\"/api/v1/incidents\">/api/v1/incidents</a></li>",
         "</ul></body></html>"
     ))
 }

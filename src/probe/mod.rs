@@ -68,6 +68,20 @@ impl std::str::FromStr for KindName {
 }
 
 impl KindName {
+    pub const ALL: [KindName; 11] = [
+        KindName::Http,
+        KindName::Tcp,
+        KindName::Tls,
+        KindName::Dns,
+        KindName::Postgres,
+        KindName::Mysql,
+        KindName::Redis,
+        KindName::Command,
+        KindName::Heartbeat,
+        KindName::Promql,
+        KindName::Flow,
+    ];
+
     pub const ALL_TEXT: &'static str =
         "http, tcp, tls, dns, postgres, mysql, redis, command, heartbeat, promql, flow";
 

@@ -10,6 +10,7 @@ use crate::config::CheckSpec;
 /// The outcome of one observation (one scheduled run, with its retries).
 #[derive(Debug, Clone, Serialize)]
 pub struct Observation {
+    #[serde(with = "crate::store::time_ms")]
     pub at: SystemTime,
     pub ok: bool,
     /// Time of the last attempt, the one the result comes from.
@@ -18,9 +19,18 @@ pub struct Observation {
     pub attempts: u32,
     /// Why it failed: the probe's error or the first condition that did not hold.
     pub reason: Option<String>,
+    #[serde(serialize_with = "time_opt")]
     pub cert_expiry: Option<SystemTime>,
+    #[serde(serialize_with = "time_opt")]
     pub chain_expiry: Option<SystemTime>,
     pub heartbeat_age: Option<f64>,
+}
+
+fn time_opt<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => crate::store::time_ms::serialize(t, s),
+        None => s.serialize_none(),
+    }
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

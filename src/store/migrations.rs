@@ -25,6 +25,66 @@ const MIGRATIONS: &[&str] = &[
         ok    INTEGER NOT NULL,
         error TEXT
     );",
+    // 2: checks and incidents. Times are Unix milliseconds (`*_ms`): time to
+    // detect is measured in fractions of a second.
+    "CREATE TABLE incidents (
+        id           INTEGER PRIMARY KEY,
+        dedup_key    TEXT    NOT NULL,
+        check_name   TEXT    NOT NULL,
+        title        TEXT    NOT NULL,
+        status       TEXT    NOT NULL CHECK (status IN ('open', 'resolved')),
+        opened_ms    INTEGER NOT NULL,
+        resolved_ms  INTEGER,
+        reopened     INTEGER NOT NULL DEFAULT 0,
+        suppressed   TEXT,
+        last_reason  TEXT
+    );
+    -- At most one open incident per dedup key: a second DOWN joins the first.
+    CREATE UNIQUE INDEX incidents_one_open ON incidents (dedup_key) WHERE status = 'open';
+    CREATE INDEX incidents_by_key ON incidents (dedup_key, id);
+    CREATE TABLE incident_events (
+        id          INTEGER PRIMARY KEY,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        at_ms       INTEGER NOT NULL,
+        kind        TEXT    NOT NULL,
+        message     TEXT    NOT NULL
+    );
+    CREATE INDEX incident_events_by_incident ON incident_events (incident_id, id);
+    CREATE TABLE check_flips (
+        id          INTEGER PRIMARY KEY,
+        check_name  TEXT    NOT NULL,
+        at_ms       INTEGER NOT NULL,
+        from_state  TEXT    NOT NULL,
+        to_state    TEXT    NOT NULL,
+        reason      TEXT,
+        suppressed  TEXT
+    );
+    CREATE INDEX check_flips_by_check ON check_flips (check_name, id);
+    CREATE TABLE heartbeats (
+        check_name        TEXT PRIMARY KEY,
+        expecting_ms      INTEGER NOT NULL,
+        last_success_ms   INTEGER,
+        last_start_ms     INTEGER,
+        last_failure_ms   INTEGER,
+        last_failure_code INTEGER,
+        last_exit_code    INTEGER
+    );
+    CREATE TABLE maintenance_windows (
+        id         INTEGER PRIMARY KEY,
+        start_ms   INTEGER NOT NULL,
+        end_ms     INTEGER NOT NULL,
+        checks     TEXT    NOT NULL,
+        reason     TEXT    NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE status_mode (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        mode       TEXT    NOT NULL,
+        message_en TEXT,
+        message_zh TEXT,
+        set_ms     INTEGER NOT NULL,
+        set_by     TEXT    NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

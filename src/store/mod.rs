@@ -307,3 +307,34 @@ mod tests {
         assert!(matches!(err, StoreError::TooNew { .. }), "{err}");
     }
 }
+
+/// Milliseconds since the Unix epoch, the store's format for event times.
+pub fn to_ms(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub fn from_ms(ms: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64)
+}
+
+/// Serializes a `SystemTime` as RFC 3339 with milliseconds, as the API shows times.
+pub mod time_ms {
+    use std::time::SystemTime;
+
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        let t: DateTime<Utc> = (*t).into();
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let text = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc).into())
+            .map_err(serde::de::Error::custom)
+    }
+}
