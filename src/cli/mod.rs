@@ -2,6 +2,7 @@
 
 mod check_config;
 mod run;
+mod status;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,8 +32,63 @@ pub enum Command {
         /// The config file to check.
         file: PathBuf,
     },
+    /// Show the running daemon's checks, open incidents and public mode.
+    Status {
+        #[command(flatten)]
+        daemon: DaemonArgs,
+        /// Print the raw JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the version, revision and compiler.
     Version,
+}
+
+/// How a client subcommand finds the running daemon.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DaemonArgs {
+    /// The daemon's base URL, e.g. http://127.0.0.1:9847 (default: from the config's `server.listen`).
+    #[arg(long, env = "LANTERN_URL")]
+    pub url: Option<String>,
+    /// Config file whose `server.listen` locates the daemon.
+    #[arg(long, short, env = "LANTERN_CONFIG", default_value = defaults::CONFIG_FILE)]
+    pub config: PathBuf,
+}
+
+impl DaemonArgs {
+    /// The base URL: `--url`, else the config's listen address (an unspecified
+    /// address such as 0.0.0.0 is reached on loopback), else the default.
+    pub fn base_url(&self) -> Result<String, String> {
+        if let Some(u) = &self.url {
+            return Ok(u.trim_end_matches('/').to_string());
+        }
+        let listen: SocketAddr = if self.config.exists() {
+            crate::config::Config::load(&self.config)
+                .map_err(|e| e.to_string())?
+                .server
+                .listen
+        } else {
+            defaults::LISTEN
+                .parse()
+                .map_err(|_| "bad default address".to_string())?
+        };
+        let ip = match listen.ip() {
+            std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(v6) if v6.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+            ip => ip,
+        };
+        Ok(format!("http://{}", SocketAddr::new(ip, listen.port())))
+    }
+}
+
+/// Runs a client command's async work on a small runtime of its own.
+pub(crate) fn block_on<T>(
+    f: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
 }
 
 #[derive(Debug, clap::Args)]
@@ -74,6 +130,7 @@ pub fn main(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::CheckConfig { file } => check_config::check_config(&file),
+        Command::Status { daemon, json } => status::status(daemon, json),
         Command::Version => {
             println!(
                 "lantern {} (revision {}, rustc {})",

@@ -1,5 +1,6 @@
 //! One integration-test binary: lantern against real parts (its own binary, promtool, Prometheus, systemd-analyze).
 
+mod checks_daemon;
 mod config_files;
 mod http_api;
 mod lifecycle;

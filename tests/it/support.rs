@@ -60,7 +60,11 @@ pub struct InProcess {
 
 impl InProcess {
     pub async fn start(extra: &str) -> InProcess {
-        let config = TestConfig::new(extra);
+        Self::resume(TestConfig::new(extra)).await
+    }
+
+    /// Starts a daemon on an existing config and state dir (a restart).
+    pub async fn resume(config: TestConfig) -> InProcess {
         let loaded = Config::load(&config.path).expect("test config is valid");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
