@@ -40,6 +40,7 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 /// Runs the check once, retrying failed attempts (`retries`, with doubling
 /// `retry-backoff`) so a lost packet costs a retry, not a failure.
 pub async fn observe(spec: &CheckSpec, cx: &ProbeContext) -> Observation {
+    let first = tokio::time::Instant::now();
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -82,6 +83,51 @@ pub async fn observe(spec: &CheckSpec, cx: &ProbeContext) -> Observation {
         let backoff = spec
             .retry_backoff
             .saturating_mul(1 << (attempt - 1).min(10));
+        // Retries live inside one interval: one that could not finish before
+        // the next scheduled observation is not started.
+        if first.elapsed() + backoff + spec.timeout > spec.interval {
+            return obs;
+        }
         tokio::time::sleep(backoff).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::probe::heartbeat::Pings;
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_back_off_and_stop_before_the_next_interval() {
+        let cfg = Config::parse(
+            std::path::Path::new("t.toml"),
+            r#"
+[[checks]]
+name = "job"
+kind = "heartbeat"
+period = "1s"
+grace = "0s"
+interval = "10s"
+timeout = "1s"
+retries = 5
+retry-backoff = "1s"
+"#,
+        )
+        .unwrap();
+        let spec = &cfg.checks[0];
+        let cx = ProbeContext::standalone("job", spec.timeout);
+        // Overdue from the start, so every attempt fails without I/O.
+        cx.heartbeats.set(
+            "job",
+            Pings::new(SystemTime::now() - Duration::from_secs(60)),
+        );
+        let start = tokio::time::Instant::now();
+        let obs = observe(spec, &cx).await;
+        assert!(!obs.ok);
+        // Attempts at 0, 1, 3 and 7 s (backoff 1, 2, 4); an 8 s backoff would
+        // run past the 10 s interval, so the fifth attempt is not made.
+        assert_eq!(obs.attempts, 4);
+        assert_eq!(start.elapsed().as_secs(), 7);
     }
 }
