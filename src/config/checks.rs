@@ -186,6 +186,8 @@ const NAME_HINT: &str = "letters, digits, `-` and `_`, starting with a letter";
 
 pub(super) fn validate_checks(cx: &mut Ctx, raw: Vec<RawCheck>) -> Vec<CheckSpec> {
     let mut out: Vec<CheckSpec> = Vec::new();
+    // Each valid check's position in the file, so later errors name the right `checks[i]`.
+    let mut positions: Vec<usize> = Vec::new();
     let mut names = BTreeSet::new();
     for (i, r) in raw.into_iter().enumerate() {
         let key = |k: &str| format!("checks[{i}].{k}");
@@ -295,6 +297,19 @@ pub(super) fn validate_checks(cx: &mut Ctx, raw: Vec<RawCheck>) -> Vec<CheckSpec
                         kind_name.subjects().join(", ")
                     ),
                 ),
+                // INFO is only asked for with a section, so the condition could never hold.
+                Ok(c)
+                    if kind_name == KindName::Redis
+                        && c.subject.name() == "info"
+                        && r.info_section.is_none() =>
+                {
+                    cx.error(
+                        &key(&format!("conditions[{j}]")),
+                        format!(
+                            "`{text}` needs `info-section` (e.g. \"replication\" or \"memory\")"
+                        ),
+                    )
+                }
                 Ok(c) => conditions.push(c),
                 Err(e) => cx.error(&key(&format!("conditions[{j}]")), format!("`{text}`: {e}")),
             }
@@ -320,6 +335,7 @@ pub(super) fn validate_checks(cx: &mut Ctx, raw: Vec<RawCheck>) -> Vec<CheckSpec
         let Some(kind) = Kind::from_raw(kind_name, cx, &format!("checks[{i}]"), &r) else {
             continue;
         };
+        positions.push(i);
         out.push(CheckSpec {
             name,
             kind,
@@ -338,11 +354,11 @@ pub(super) fn validate_checks(cx: &mut Ctx, raw: Vec<RawCheck>) -> Vec<CheckSpec
             maintenance: maintenance.into_iter().map(|(w, _)| w).collect(),
         });
     }
-    // Dependencies must name checks, and must not loop.
-    let known: BTreeSet<&str> = out.iter().map(|c| c.name.as_str()).collect();
-    for (i, c) in out.iter().enumerate() {
+    // Dependencies must name checks, and must not loop. A dependency on a
+    // check that failed validation has that check's own error already.
+    for (c, &i) in out.iter().zip(&positions) {
         for d in &c.depends_on {
-            if !known.contains(d.as_str()) {
+            if !names.contains(d) {
                 cx.error(
                     &format!("checks[{i}].depends-on"),
                     format!("no check is named `{d}`"),
@@ -356,7 +372,10 @@ pub(super) fn validate_checks(cx: &mut Ctx, raw: Vec<RawCheck>) -> Vec<CheckSpec
         }
     }
     if let Some(cycle) = find_cycle(&out) {
-        let i = out.iter().position(|c| c.name == cycle[0]).unwrap_or(0);
+        let i = out
+            .iter()
+            .position(|c| c.name == cycle[0])
+            .map_or(0, |j| positions[j]);
         cx.error(
             &format!("checks[{i}].depends-on"),
             format!("dependencies form a loop: {}", cycle.join(" → ")),
@@ -438,4 +457,51 @@ fn find_cycle(checks: &[CheckSpec]) -> Option<Vec<String>> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn errors(text: &str) -> String {
+        Config::parse(std::path::Path::new("t.toml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_dependency_error_names_the_check_by_its_place_in_the_file() {
+        let e = errors(
+            r#"
+[[checks]]
+name = "a"
+kind = "ping"
+
+[[checks]]
+name = "b"
+kind = "tcp"
+address = "127.0.0.1:1"
+depends-on = ["a", "nope"]
+"#,
+        );
+        assert!(e.contains("checks[0].kind"), "{e}");
+        assert!(e.contains("checks[1].depends-on"), "{e}");
+        assert!(e.contains("`nope`"), "{e}");
+        assert!(!e.contains("named `a`"), "a has its own error: {e}");
+    }
+
+    #[test]
+    fn a_redis_info_condition_without_a_section_is_refused() {
+        let e = errors(
+            r#"
+[[checks]]
+name = "cache"
+kind = "redis"
+address = "127.0.0.1:6379"
+conditions = ["info(role) == master"]
+"#,
+        );
+        assert!(e.contains("checks[0].conditions[0]"), "{e}");
+        assert!(e.contains("info-section"), "{e}");
+    }
 }

@@ -155,6 +155,19 @@ pub(super) fn validate_windows(
                 }
             }
             (None, Some(start)) => {
+                // Dated windows carry their offset in the RFC 3339 text; a
+                // duration or zone here would be silently ignored otherwise.
+                for (field, set) in [
+                    ("duration", w.duration.is_some()),
+                    ("time-zone", w.time_zone.is_some()),
+                ] {
+                    if set {
+                        cx.error(
+                            &k(field),
+                            format!("a one-off window has `start` and `end` (with their offset), not `{field}`"),
+                        );
+                    }
+                }
                 let parse =
                     |cx: &mut Ctx, field: &str, v: &str| match DateTime::parse_from_rfc3339(v) {
                         Ok(t) => Some(t.with_timezone(&Utc)),

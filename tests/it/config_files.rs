@@ -29,14 +29,22 @@ fn check_config(file: &Path, creds: &Path) -> std::process::Output {
         .unwrap()
 }
 
-/// A systemd-style credentials directory holding the shipped config's token.
+/// The files the shipped config reads from `$CREDENTIALS_DIRECTORY`, and what they hold.
+const CREDENTIALS: &[(&str, &str)] = &[
+    ("api-token", "credential-token-0123456789"),
+    ("order-api-token", "credential-order-api-token"),
+    ("pg-password", "credential-pg-password"),
+    ("mysql-password", "credential-mysql-password"),
+    ("redis-password", "credential-redis-password"),
+    ("backup-heartbeat-token", "credential-backup-token"),
+];
+
+/// A systemd-style credentials directory holding the shipped config's secrets.
 fn credentials() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("api-token"),
-        "credential-token-0123456789\n",
-    )
-    .unwrap();
+    for (name, value) in CREDENTIALS {
+        std::fs::write(dir.path().join(name), format!("{value}\n")).unwrap();
+    }
     dir
 }
 
@@ -45,7 +53,7 @@ fn every_valid_fixture_and_every_shipped_config_passes_check_config() {
     let creds = credentials();
     let valid = toml_files(&repo_root().join("tests/fixtures/config/valid"));
     let shipped = toml_files(&repo_root().join("config"));
-    assert_eq!(valid.len(), 4, "valid fixtures found: {valid:?}");
+    assert_eq!(valid.len(), 5, "valid fixtures found: {valid:?}");
     assert!(shipped.len() >= 2, "shipped configs found: {shipped:?}");
     for name in ["lantern.toml", "demo.toml"] {
         assert!(
@@ -63,12 +71,12 @@ fn every_valid_fixture_and_every_shipped_config_passes_check_config() {
             "{}: effective config not printed:\n{stdout}",
             file.display()
         );
-        for secret in [
+        let shown = [
             FIXTURE_TOKEN,
-            "credential-token-0123456789",
             "fixture-token-0123456789",
             "demo-token-0123456789",
-        ] {
+        ];
+        for secret in shown.into_iter().chain(CREDENTIALS.iter().map(|(_, v)| *v)) {
             assert!(
                 !stdout.contains(secret) && !stderr.contains(secret),
                 "{} printed a secret",
@@ -82,7 +90,7 @@ fn every_valid_fixture_and_every_shipped_config_passes_check_config() {
 fn every_invalid_fixture_exits_78_and_names_file_line_and_key() {
     let creds = credentials();
     let invalid = toml_files(&repo_root().join("tests/fixtures/config/invalid"));
-    assert_eq!(invalid.len(), 16, "invalid fixtures found: {invalid:?}");
+    assert_eq!(invalid.len(), 29, "invalid fixtures found: {invalid:?}");
     for file in &invalid {
         let text = std::fs::read_to_string(file).unwrap();
         let header = |name: &str| {
