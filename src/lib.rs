@@ -1,6 +1,7 @@
 //! Lantern: a self-hosted ops and resilience daemon that keeps an online shop taking orders.
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -11,6 +12,8 @@ pub mod incident;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod oncall;
+pub mod page;
 pub mod probe;
 pub mod shutdown;
 pub mod status;

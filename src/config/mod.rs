@@ -44,6 +44,11 @@ pub struct Config {
     pub checks: Vec<CheckSpec>,
     /// Top-level windows and the checks each covers (empty: all).
     pub maintenance: Vec<GlobalWindow>,
+    pub channels: Vec<crate::page::channel::ChannelSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oncall: Option<crate::oncall::Rota>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<crate::backup::BackupConfig>,
 }
 
 #[derive(Debug, Clone, Serialize)]

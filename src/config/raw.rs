@@ -23,6 +23,10 @@ pub struct RawConfig {
     pub checks: Vec<RawCheck>,
     #[serde(default)]
     pub maintenance: Vec<RawWindow>,
+    pub oncall: Option<crate::oncall::RawOncall>,
+    #[serde(default)]
+    pub channels: Vec<crate::page::channel::RawChannel>,
+    pub backup: Option<crate::backup::RawBackup>,
 }
 
 #[derive(Debug, Default, Deserialize)]

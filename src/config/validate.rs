@@ -128,6 +128,9 @@ pub(super) fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config
     }
     let health = health(&mut cx, raw.health, &names);
     let status = status(&mut cx, raw.status, &names);
+    let channels = crate::page::channel::validate_channels(&mut cx, raw.channels);
+    let oncall = crate::oncall::validate(&mut cx, raw.oncall);
+    let backup = crate::backup::validate(&mut cx, raw.backup);
     if !cx.errors.is_empty() {
         return Err(ConfigErrors(cx.errors));
     }
@@ -142,6 +145,9 @@ pub(super) fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config
         status,
         checks,
         maintenance,
+        channels,
+        oncall,
+        backup,
     })
 }
 

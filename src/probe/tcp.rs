@@ -31,6 +31,9 @@ impl Spec {
     }
 
     pub async fn probe(&self, cx: &ProbeContext) -> Result<Facts, String> {
+        // Stop reading just before the check's timeout, so a reply that never
+        // matches `expect` is reported with what the peer said, not as a bare timeout.
+        let read_until = tokio::time::Instant::now() + cx.timeout.saturating_sub(cx.timeout / 10);
         let addr = expand_self(&self.address, cx.self_addr);
         let mut stream = TcpStream::connect(&addr)
             .await
@@ -49,10 +52,10 @@ impl Spec {
             let mut buf = Vec::with_capacity(MAX_READ);
             let mut chunk = [0u8; 512];
             loop {
-                let n = stream
-                    .read(&mut chunk)
-                    .await
-                    .map_err(|e| format!("read: {e}"))?;
+                let n = match tokio::time::timeout_at(read_until, stream.read(&mut chunk)).await {
+                    Ok(read) => read.map_err(|e| format!("read: {e}"))?,
+                    Err(_) => break,
+                };
                 if n == 0 {
                     break;
                 }
