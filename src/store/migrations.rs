@@ -85,6 +85,83 @@ const MIGRATIONS: &[&str] = &[
         set_ms     INTEGER NOT NULL,
         set_by     TEXT    NOT NULL
     );",
+    // 3: paging. Every timer is a row with a due time read by the pager's
+    // tick, so a restart neither loses nor doubles an escalation.
+    "CREATE TABLE escalations (
+        incident_id       INTEGER PRIMARY KEY REFERENCES incidents (id),
+        policy            TEXT    NOT NULL,
+        step              INTEGER NOT NULL,
+        round             INTEGER NOT NULL,
+        next_ms           INTEGER,
+        state             TEXT    NOT NULL CHECK (state IN ('active', 'acked', 'resolved', 'exhausted')),
+        acked_ms          INTEGER,
+        acked_by          TEXT,
+        ack_timeout_ms    INTEGER,
+        reminder_ms       INTEGER,
+        drill             INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX escalations_due ON escalations (state, next_ms);
+    CREATE TABLE outbox (
+        id          INTEGER PRIMARY KEY,
+        channel     TEXT    NOT NULL,
+        incident_id INTEGER,
+        dedup_key   TEXT    NOT NULL,
+        kind        TEXT    NOT NULL,
+        message     TEXT    NOT NULL,
+        status      TEXT    NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'bundled')),
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        next_ms     INTEGER NOT NULL,
+        deadline_ms INTEGER,
+        last_error  TEXT,
+        permanent   INTEGER NOT NULL DEFAULT 0,
+        provider_id TEXT,
+        bundle_id   INTEGER,
+        fallback_of INTEGER,
+        created_ms  INTEGER NOT NULL,
+        sent_ms     INTEGER
+    );
+    CREATE INDEX outbox_due ON outbox (status, next_ms);
+    CREATE TABLE acks (
+        id          INTEGER PRIMARY KEY,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        person      TEXT,
+        via         TEXT    NOT NULL,
+        at_ms       INTEGER NOT NULL,
+        nonce       TEXT UNIQUE
+    );
+    CREATE TABLE handovers (
+        id           INTEGER PRIMARY KEY,
+        shift        TEXT    NOT NULL,
+        boundary_ms  INTEGER NOT NULL,
+        outgoing     TEXT    NOT NULL,
+        incoming     TEXT    NOT NULL,
+        checklist    TEXT    NOT NULL,
+        due_ms       INTEGER NOT NULL,
+        signed_ms    INTEGER,
+        signed_by    TEXT,
+        escalated_ms INTEGER,
+        UNIQUE (shift, boundary_ms)
+    );
+    CREATE TABLE handover_notes (
+        id        INTEGER PRIMARY KEY,
+        at_ms     INTEGER NOT NULL,
+        author    TEXT    NOT NULL,
+        text      TEXT    NOT NULL,
+        handover  INTEGER REFERENCES handovers (id)
+    );
+    CREATE TABLE promises (
+        id          INTEGER PRIMARY KEY,
+        promise     TEXT    NOT NULL,
+        subject     TEXT    NOT NULL,
+        started_ms  INTEGER NOT NULL,
+        deadline_ms INTEGER NOT NULL,
+        warned_ms   INTEGER,
+        paged_ms    INTEGER,
+        escalated_ms INTEGER,
+        done_ms     INTEGER,
+        drill       INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX promises_open ON promises (done_ms, deadline_ms);",
 ];
 
 /// The schema version this build writes.
