@@ -1,21 +1,23 @@
-//! 3-2-1 backups with rustic_core (being written).
+//! 3-2-1 backups with rustic_core: sets snapshotted, copied, pruned, checked and proven by restore drills.
+//!
+//! `config` validates `[backup]`; `adaptor` is the only caller of rustic_core;
+//! `jobs` composes adaptor calls into recorded, measured jobs; `compliance`
+//! judges 3-2-1 per set; `schedule` is the daemon's task; `store` keeps runs.
 
-use serde::{Deserialize, Serialize};
+pub mod adaptor;
+pub mod compliance;
+pub mod config;
+pub mod jobs;
+pub mod metrics;
+pub mod schedule;
+pub mod store;
 
-use crate::config::validate::Ctx;
+pub use config::{BackupConfig, RawBackup, RepoSpec, SetSpec};
+pub use schedule::run;
 
-/// `[backup]` as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawBackup {}
-
-/// The validated backup configuration.
-#[derive(Debug, Clone, Serialize)]
-pub struct BackupConfig {}
-
-pub(crate) fn validate(cx: &mut Ctx, raw: Option<RawBackup>) -> Option<BackupConfig> {
-    raw.map(|_| {
-        cx.error("backup", "backups are being written");
-        BackupConfig {}
-    })
+pub(crate) fn validate(
+    cx: &mut crate::config::validate::Ctx,
+    raw: Option<RawBackup>,
+) -> Option<BackupConfig> {
+    config::validate(cx, raw)
 }

@@ -1,6 +1,9 @@
 //! The command line: clap definitions and dispatch, one file per subcommand.
 
+mod ack;
+mod backup;
 mod check_config;
+mod oncall;
 mod run;
 mod status;
 
@@ -40,8 +43,43 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Back up, list, restore, check and drill backup sets (from the config directly).
+    Backup(backup::BackupArgs),
+    /// The on-call rota from the config file: who is on duty, and the shifts ahead.
+    Oncall {
+        #[command(subcommand)]
+        command: oncall::OncallCommand,
+    },
+    /// Acknowledge an incident on the running daemon (stops its escalation until the ack timeout).
+    Ack {
+        /// The incident id (see `lantern status`).
+        id: i64,
+        /// Who acknowledges (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
+    /// Shift handover: leave a note for the next handover checklist.
+    Handover {
+        #[command(subcommand)]
+        command: HandoverCommand,
+    },
     /// Print the version, revision and compiler.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HandoverCommand {
+    /// Leave a note that goes out with the next shift handover.
+    Note {
+        text: String,
+        /// Who leaves it (default: $USER).
+        #[arg(long)]
+        author: Option<String>,
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
 }
 
 /// How a client subcommand finds the running daemon.
@@ -131,6 +169,17 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::CheckConfig { file } => check_config::check_config(&file),
         Command::Status { daemon, json } => status::status(daemon, json),
+        Command::Oncall { command } => oncall::oncall(command),
+        Command::Ack { id, by, daemon } => ack::ack(daemon, id, by),
+        Command::Handover {
+            command:
+                HandoverCommand::Note {
+                    text,
+                    author,
+                    daemon,
+                },
+        } => ack::handover_note(daemon, text, author),
+        Command::Backup(args) => backup::backup(args),
         Command::Version => {
             println!(
                 "lantern {} (revision {}, rustc {})",

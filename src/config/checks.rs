@@ -30,6 +30,7 @@ pub struct RawCheck {
     pub success_threshold: Option<u32>,
     pub degraded_above: Option<String>,
     pub page: Option<bool>,
+    pub escalation: Option<String>,
     pub maintenance: Option<Vec<RawWindow>>,
     // http, flow, promql
     pub url: Option<String>,
@@ -168,6 +169,8 @@ pub struct CheckSpec {
     #[serde(serialize_with = "super::human_opt")]
     pub degraded_above: Option<Duration>,
     pub page: bool,
+    /// The escalation policy of its incidents (`None`: the default policy).
+    pub escalation: Option<String>,
     pub maintenance: Vec<super::maintenance::Window>,
 }
 
@@ -184,7 +187,11 @@ pub enum FailureThreshold {
 
 const NAME_HINT: &str = "letters, digits, `-` and `_`, starting with a letter";
 
-pub(super) fn validate_checks(cx: &mut Ctx, raw: Vec<RawCheck>) -> Vec<CheckSpec> {
+pub(super) fn validate_checks(
+    cx: &mut Ctx,
+    raw: Vec<RawCheck>,
+    paging: Option<&crate::page::config::PagingConfig>,
+) -> Vec<CheckSpec> {
     let mut out: Vec<CheckSpec> = Vec::new();
     // Each valid check's position in the file, so later errors name the right `checks[i]`.
     let mut positions: Vec<usize> = Vec::new();
@@ -332,6 +339,19 @@ pub(super) fn validate_checks(cx: &mut Ctx, raw: Vec<RawCheck>) -> Vec<CheckSpec
             r.maintenance.as_deref().unwrap_or(&[]),
             false,
         );
+        if let Some(p) = &r.escalation {
+            match paging {
+                None => cx.error(
+                    &key("escalation"),
+                    format!("policy `{p}` named, but no [[escalation]] or [paging] is configured"),
+                ),
+                Some(cfg) if cfg.policy(p).is_none() => cx.error(
+                    &key("escalation"),
+                    format!("no escalation policy is named `{p}`"),
+                ),
+                _ => {}
+            }
+        }
         let Some(kind) = Kind::from_raw(kind_name, cx, &format!("checks[{i}]"), &r) else {
             continue;
         };
@@ -351,6 +371,7 @@ pub(super) fn validate_checks(cx: &mut Ctx, raw: Vec<RawCheck>) -> Vec<CheckSpec
             success_threshold,
             degraded_above,
             page: r.page.unwrap_or(true),
+            escalation: r.escalation.clone(),
             maintenance: maintenance.into_iter().map(|(w, _)| w).collect(),
         });
     }
@@ -441,10 +462,10 @@ fn find_cycle(checks: &[CheckSpec]) -> Option<Vec<String>> {
         }
         stack.push(n);
         for d in deps.get(n).copied().unwrap_or_default() {
-            if d != n {
-                if let Some(c) = visit(d, deps, stack, done) {
-                    return Some(c);
-                }
+            if d != n
+                && let Some(c) = visit(d, deps, stack, done)
+            {
+                return Some(c);
             }
         }
         stack.pop();

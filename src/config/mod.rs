@@ -49,6 +49,8 @@ pub struct Config {
     pub oncall: Option<crate::oncall::Rota>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup: Option<crate::backup::BackupConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paging: Option<crate::page::config::PagingConfig>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -27,6 +27,12 @@ pub struct RawConfig {
     #[serde(default)]
     pub channels: Vec<crate::page::channel::RawChannel>,
     pub backup: Option<crate::backup::RawBackup>,
+    pub paging: Option<crate::page::config::RawPaging>,
+    #[serde(default)]
+    pub escalation: Vec<crate::page::config::RawPolicy>,
+    pub handover: Option<crate::page::config::RawHandover>,
+    #[serde(default)]
+    pub promises: Vec<crate::page::config::RawPromise>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -109,7 +109,17 @@ pub(super) fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config
     let daemon = daemon(&mut cx, raw.daemon);
     let metrics = metrics(&mut cx, raw.metrics);
     let log = log(&mut cx, raw.log);
-    let checks = super::checks::validate_checks(&mut cx, raw.checks);
+    let channels = crate::page::channel::validate_channels(&mut cx, raw.channels);
+    let channel_names: Vec<&str> = channels.iter().map(|c| c.name.as_str()).collect();
+    let paging = crate::page::config::validate(
+        &mut cx,
+        raw.paging,
+        raw.escalation,
+        raw.handover,
+        raw.promises,
+        &channel_names,
+    );
+    let checks = super::checks::validate_checks(&mut cx, raw.checks, paging.as_ref());
     let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
     let maintenance =
         super::maintenance::validate_windows(&mut cx, "maintenance", &raw.maintenance, true)
@@ -128,7 +138,6 @@ pub(super) fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config
     }
     let health = health(&mut cx, raw.health, &names);
     let status = status(&mut cx, raw.status, &names);
-    let channels = crate::page::channel::validate_channels(&mut cx, raw.channels);
     let oncall = crate::oncall::validate(&mut cx, raw.oncall);
     let backup = crate::backup::validate(&mut cx, raw.backup);
     if !cx.errors.is_empty() {
@@ -148,6 +157,7 @@ pub(super) fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config
         channels,
         oncall,
         backup,
+        paging,
     })
 }
 

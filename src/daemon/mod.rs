@@ -83,6 +83,16 @@ pub async fn run(launch: Launch) -> anyhow::Result<()> {
     {
         heartbeats.set(&name, pings);
     }
+    let signer = crate::page::ack::Signer::load(
+        config.paging.as_ref().and_then(|p| p.ack_secret.as_ref()),
+        &config.daemon.state_dir,
+    )
+    .context("cannot read or create the acknowledgement key")?;
+    let page_metrics = Arc::new(
+        crate::page::metrics::PageMetrics::new(&metrics.registry)
+            .context("cannot register paging metrics")?,
+    );
+    let pager = crate::page::pager::Pager::new(store.clone(), signer, page_metrics);
     let status = Status::load(store.clone())
         .await
         .context("cannot read the status mode")?;
@@ -114,6 +124,12 @@ pub async fn run(launch: Launch) -> anyhow::Result<()> {
     ));
     tracker.spawn(reload::on_sighup(reload_tx.clone(), shutdown.clone()));
     tracker.spawn(notify::watchdog(readiness.clone(), shutdown.clone()));
+    tracker.spawn(crate::backup::run(
+        store.clone(),
+        metrics.clone(),
+        config_rx.clone(),
+        shutdown.clone(),
+    ));
 
     let addr = listener.local_addr()?;
     tracker.spawn(incident::run(
@@ -121,6 +137,20 @@ pub async fn run(launch: Launch) -> anyhow::Result<()> {
         store.clone(),
         config_rx.clone(),
         incident_metrics,
+        pager.wake.clone(),
+        shutdown.clone(),
+    ));
+    tracker.spawn(crate::page::pager::run(
+        pager.clone(),
+        health.clone(),
+        config_rx.clone(),
+        addr,
+        shutdown.clone(),
+    ));
+    tracker.spawn(crate::page::watcher::run(
+        pager.clone(),
+        readiness.clone(),
+        config_rx.clone(),
         shutdown.clone(),
     ));
     tracker.spawn(scheduler::run(
@@ -144,6 +174,7 @@ pub async fn run(launch: Launch) -> anyhow::Result<()> {
         health,
         heartbeats,
         status,
+        pager,
     });
     let server_token = shutdown.clone();
     let server = tracker.spawn(async move {

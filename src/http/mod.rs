@@ -3,9 +3,12 @@
 //! Limits are applied to every route, so no handler can be reached with an
 //! unbounded body or hold a connection forever.
 
+mod ack;
 mod api;
 mod auth;
+mod backups;
 mod checks;
+mod oncall;
 mod ops;
 
 use std::sync::Arc;
@@ -43,6 +46,7 @@ pub struct AppState {
     pub health: Health,
     pub heartbeats: heartbeat::Book,
     pub status: Status,
+    pub pager: crate::page::pager::Pager,
 }
 
 /// Builds the router. Body limit and timeout come from the config at start;
@@ -55,7 +59,15 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ops::routes())
         .merge(checks::public_routes())
-        .nest("/api/v1", api::routes().merge(checks::routes()))
+        .merge(ack::public_routes())
+        .nest(
+            "/api/v1",
+            api::routes()
+                .merge(checks::routes())
+                .merge(backups::routes())
+                .merge(oncall::routes())
+                .merge(ack::routes()),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(TimeoutLayer::with_status_code(

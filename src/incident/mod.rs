@@ -90,6 +90,7 @@ pub async fn run(
     store: Store,
     config: watch::Receiver<Arc<Config>>,
     metrics: Arc<IncidentMetrics>,
+    wake_pager: Arc<tokio::sync::Notify>,
     shutdown: CancellationToken,
 ) {
     if let Ok(n) = count_open(&store).await {
@@ -100,10 +101,10 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
             f = flips.recv() => match f { Some(f) => f, None => return },
         };
-        apply(&store, &config, &metrics, flip).await;
+        apply(&store, &config, &metrics, &wake_pager, flip).await;
     }
     while let Ok(flip) = flips.try_recv() {
-        apply(&store, &config, &metrics, flip).await;
+        apply(&store, &config, &metrics, &wake_pager, flip).await;
     }
 }
 
@@ -111,11 +112,27 @@ async fn apply(
     store: &Store,
     config: &watch::Receiver<Arc<Config>>,
     metrics: &IncidentMetrics,
+    wake_pager: &tokio::sync::Notify,
     flip: Flip,
 ) {
-    let flap = config.borrow().health.flap_window;
-    match record(store, flip.clone(), flap).await {
+    let (flap, policy) = {
+        let c = config.borrow();
+        // With paging configured, every check's incidents escalate by its
+        // policy (or the default one).
+        let policy = c.paging.as_ref().map(|p| {
+            c.checks
+                .iter()
+                .find(|k| k.name == flip.check)
+                .and_then(|k| k.escalation.clone())
+                .unwrap_or_else(|| p.default_policy.clone())
+        });
+        (c.health.flap_window, policy)
+    };
+    match record(store, flip.clone(), flap, policy).await {
         Ok(change) => {
+            if !matches!(change, Change::None | Change::Updated(_)) {
+                wake_pager.notify_one();
+            }
             match change {
                 Change::Opened(id) | Change::Reopened(id) => {
                     metrics.opened.inc();
@@ -138,10 +155,13 @@ async fn apply(
 }
 
 /// Writes one flip and its effect on the check's incident, in one transaction.
+/// `policy`: the escalation policy to start when the incident (re)opens and
+/// may page; `None` when paging is not configured.
 pub async fn record(
     store: &Store,
     flip: Flip,
     flap_window: Duration,
+    policy: Option<String>,
 ) -> Result<Change, StoreError> {
     store
         .call(move |c| {
@@ -223,6 +243,14 @@ pub async fn record(
                 }
                 (_, None) => Change::None,
             };
+            // The escalation lives and dies with the incident, in this same transaction.
+            match (change.clone(), &policy) {
+                (Change::Opened(id) | Change::Reopened(id), Some(p)) if flip.suppressed.is_none() => {
+                    crate::page::escalation::start(&tx, id, p, at, false)?
+                }
+                (Change::Resolved(id), _) => crate::page::escalation::resolve(&tx, id, at)?,
+                _ => {}
+            }
             tx.commit()?;
             Ok(change)
         })
@@ -359,29 +387,37 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let window = Duration::from_secs(600);
-        let first = record(&store, flip(State::Down, 0), window).await.unwrap();
+        let first = record(&store, flip(State::Down, 0), window, None)
+            .await
+            .unwrap();
         let Change::Opened(id) = first else {
             panic!("{first:?}")
         };
         assert_eq!(
-            record(&store, flip(State::Down, 5), window).await.unwrap(),
+            record(&store, flip(State::Down, 5), window, None)
+                .await
+                .unwrap(),
             Change::Updated(id)
         );
         assert_eq!(
-            record(&store, flip(State::Up, 60), window).await.unwrap(),
+            record(&store, flip(State::Up, 60), window, None)
+                .await
+                .unwrap(),
             Change::Resolved(id)
         );
         assert_eq!(
-            record(&store, flip(State::Down, 120), window)
+            record(&store, flip(State::Down, 120), window, None)
                 .await
                 .unwrap(),
             Change::Reopened(id)
         );
         assert_eq!(
-            record(&store, flip(State::Up, 180), window).await.unwrap(),
+            record(&store, flip(State::Up, 180), window, None)
+                .await
+                .unwrap(),
             Change::Resolved(id)
         );
-        let later = record(&store, flip(State::Down, 180 + 601), window)
+        let later = record(&store, flip(State::Down, 180 + 601), window, None)
             .await
             .unwrap();
         assert!(matches!(later, Change::Opened(n) if n != id), "{later:?}");

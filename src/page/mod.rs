@@ -1,6 +1,15 @@
 //! Paging: what a page says ([`Message`]), the channels that carry it, and what a delivery attempt came to ([`Outcome`]).
 
+pub mod ack;
 pub mod channel;
+pub mod config;
+pub mod escalation;
+pub mod handover;
+pub mod metrics;
+pub mod outbox;
+pub mod pager;
+pub mod promise;
+pub mod watcher;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};

@@ -477,17 +477,17 @@ fn poll(
         );
         return Err(());
     }
-    if let Some(t) = timeout {
-        if within >= t {
-            cx.error(
+    if let Some(t) = timeout
+        && within >= t
+    {
+        cx.error(
                 &within_key,
                 format!(
                     "{raw_within} is not shorter than the check's timeout ({}), which bounds the whole flow",
                     humantime::format_duration(t)
                 ),
             );
-            return Err(());
-        }
+        return Err(());
     }
     Ok(Some(Poll { every, within }))
 }

@@ -114,13 +114,13 @@ impl Spec {
             facts.age_seconds = Some(now.duration_since(last).unwrap_or_default().as_secs_f64());
         }
         facts.exit_code = p.last_exit_code;
-        if let Some((failed_at, code)) = p.last_failure {
-            if p.last_success.is_none_or(|s| failed_at > s) {
-                return Err(match code {
-                    Some(c) => format!("the job reported failure (exit code {c})"),
-                    None => "the job reported failure".into(),
-                });
-            }
+        if let Some((failed_at, code)) = p.last_failure
+            && p.last_success.is_none_or(|s| failed_at > s)
+        {
+            return Err(match code {
+                Some(c) => format!("the job reported failure (exit code {c})"),
+                None => "the job reported failure".into(),
+            });
         }
         // Until the first ping, count from when lantern began expecting one.
         let reference = p.last_success.unwrap_or(p.expecting_since);

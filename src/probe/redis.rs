@@ -38,15 +38,15 @@ impl Spec {
                 "`username` needs `password` or `password-file`",
             );
         }
-        if let Some(section) = &raw.info_section {
-            if section.is_empty() || !section.chars().all(|c| c.is_ascii_alphanumeric()) {
-                cx.error(
+        if let Some(section) = &raw.info_section
+            && (section.is_empty() || !section.chars().all(|c| c.is_ascii_alphanumeric()))
+        {
+            cx.error(
                     &format!("{key}.info-section"),
                     format!(
                         "`{section}` is not an INFO section name (e.g. server, replication, memory, all)"
                     ),
                 );
-            }
         }
         Some(Spec {
             address: address?,

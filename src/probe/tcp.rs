@@ -70,10 +70,10 @@ impl Spec {
                 }
             }
             let text = String::from_utf8_lossy(&buf).into_owned();
-            if let Some(want) = &self.expect {
-                if !text.contains(want.as_str()) {
-                    return Err(format!("expected `{want}`, got `{}`", text.trim()));
-                }
+            if let Some(want) = &self.expect
+                && !text.contains(want.as_str())
+            {
+                return Err(format!("expected `{want}`, got `{}`", text.trim()));
             }
             facts.body = Some(text);
         }

@@ -55,10 +55,10 @@ impl Spec {
             (None, None) => {}
         }
         let ca_file = raw.ca_file.as_deref().map(|p| cx.path(p));
-        if let Some(ca) = &ca_file {
-            if let Err(e) = read_ca_file(ca) {
-                cx.error(&format!("{key}.ca-file"), e);
-            }
+        if let Some(ca) = &ca_file
+            && let Err(e) = read_ca_file(ca)
+        {
+            cx.error(&format!("{key}.ca-file"), e);
         }
         Some(Spec {
             address: address?,

@@ -162,6 +162,32 @@ const MIGRATIONS: &[&str] = &[
         drill       INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX promises_open ON promises (done_ms, deadline_ms);",
+    // Backups: every job run (who, when, result, bytes, files, duration) and
+    // run requests from the API, picked up by the daemon's backup task.
+    "CREATE TABLE backup_runs (
+        id           INTEGER PRIMARY KEY,
+        set_name     TEXT    NOT NULL,
+        job          TEXT    NOT NULL,
+        repository   TEXT    NOT NULL,
+        who          TEXT    NOT NULL,
+        run_tag      TEXT    NOT NULL,
+        started_ms   INTEGER NOT NULL,
+        finished_ms  INTEGER NOT NULL,
+        result       TEXT    NOT NULL,
+        files        INTEGER NOT NULL DEFAULT 0,
+        bytes        INTEGER NOT NULL DEFAULT 0,
+        bytes_added  INTEGER NOT NULL DEFAULT 0,
+        message      TEXT    NOT NULL DEFAULT ''
+    );
+    CREATE INDEX backup_runs_by_set ON backup_runs (set_name, started_ms);
+    CREATE TABLE backup_requests (
+        id           INTEGER PRIMARY KEY,
+        set_name     TEXT    NOT NULL,
+        job          TEXT    NOT NULL,
+        who          TEXT    NOT NULL,
+        requested_ms INTEGER NOT NULL,
+        taken_ms     INTEGER
+    );",
 ];
 
 /// The schema version this build writes.

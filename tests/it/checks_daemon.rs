@@ -14,8 +14,8 @@ use serde_json::Value;
 use crate::support::{InProcess, TOKEN, metric_value, poll_async};
 
 /// A real HTTP target whose health the test flips.
-struct Target {
-    addr: SocketAddr,
+pub struct Target {
+    pub addr: SocketAddr,
     healthy: Arc<AtomicBool>,
     hits: Arc<AtomicU32>,
     task: tokio::task::JoinHandle<()>,
@@ -28,7 +28,7 @@ struct TargetState {
 }
 
 impl Target {
-    async fn start() -> Target {
+    pub async fn start() -> Target {
         let healthy = Arc::new(AtomicBool::new(true));
         let hits = Arc::new(AtomicU32::new(0));
         let state = TargetState {
@@ -51,7 +51,7 @@ impl Target {
         }
     }
 
-    fn set(&self, up: bool) {
+    pub fn set(&self, up: bool) {
         self.healthy.store(up, Ordering::SeqCst);
     }
 }
@@ -111,6 +111,18 @@ async fn wait_state(d: &InProcess, name: &str, want: &str) {
     );
 }
 
+/// The open incidents once there are `n` of them: the recorder writes a flip
+/// just after the check's state shows it, so poll rather than read once.
+async fn wait_incidents(d: &InProcess, n: usize) -> Vec<Value> {
+    let ok = poll_async(Duration::from_secs(10), || async {
+        open_incidents(d).await.len() == n
+    })
+    .await;
+    let open = open_incidents(d).await;
+    assert!(ok, "expected {n} open incident(s): {open:?}");
+    open
+}
+
 async fn open_incidents(d: &InProcess) -> Vec<Value> {
     json(d.url("/api/v1/incidents?status=open")).await["incidents"]
         .as_array()
@@ -127,8 +139,7 @@ async fn an_outage_opens_an_incident_and_recovery_resolves_it_with_a_timeline() 
 
     target.set(false);
     wait_state(&d, "storefront", "DOWN").await;
-    let open = open_incidents(&d).await;
-    assert_eq!(open.len(), 1, "{open:?}");
+    let open = wait_incidents(&d, 1).await;
     assert_eq!(open[0]["dedup_key"], "check:storefront");
     assert!(
         open[0]["last_reason"]
@@ -172,7 +183,7 @@ async fn an_open_incident_and_its_notes_survive_a_restart_and_recovery_resolves_
     target.set(false);
     let d = InProcess::start(&shop_check(target.addr)).await;
     wait_state(&d, "storefront", "DOWN").await;
-    let id = open_incidents(&d).await[0]["id"].as_i64().unwrap();
+    let id = wait_incidents(&d, 1).await[0]["id"].as_i64().unwrap();
     let client = reqwest::Client::new();
     let noted = client
         .post(d.url(&format!("/api/v1/incidents/{id}/notes")))
@@ -236,8 +247,7 @@ failure-threshold = 1
     wait_state(&d, "db", "DOWN").await;
     target.set(false);
     wait_state(&d, "storefront", "DOWN").await;
-    let open = open_incidents(&d).await;
-    assert_eq!(open.len(), 2, "both flips are recorded: {open:?}");
+    let open = wait_incidents(&d, 2).await;
     let store = open.iter().find(|i| i["check"] == "storefront").unwrap();
     let db = open.iter().find(|i| i["check"] == "db").unwrap();
     assert!(db["suppressed"].is_null(), "the root cause pages");
@@ -364,7 +374,7 @@ async fn a_maintenance_window_from_the_api_keeps_probing_and_opens_no_incident_u
     assert_eq!(ended.status(), 200);
     wait_state(&d, "storefront", "DOWN").await;
     assert_eq!(
-        open_incidents(&d).await.len(),
+        wait_incidents(&d, 1).await.len(),
         1,
         "still down after the window"
     );

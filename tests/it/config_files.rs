@@ -37,6 +37,24 @@ const CREDENTIALS: &[(&str, &str)] = &[
     ("mysql-password", "credential-mysql-password"),
     ("redis-password", "credential-redis-password"),
     ("backup-heartbeat-token", "credential-backup-token"),
+    ("backup-password", "credential-backup-password"),
+    (
+        "dingtalk-webhook",
+        "https://oapi.dingtalk.com/robot/send?access_token=credential-dingtalk-token",
+    ),
+    ("dingtalk-secret", "credential-dingtalk-secret"),
+    (
+        "feishu-webhook",
+        "https://open.feishu.cn/open-apis/bot/v2/hook/credential-feishu-token",
+    ),
+    ("feishu-secret", "credential-feishu-secret"),
+    (
+        "wecom-webhook",
+        "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=credential-wecom-key",
+    ),
+    ("pagerduty-routing-key", "credential-pagerduty-routing-key"),
+    ("webhook-secret", "credential-webhook-secret"),
+    ("smtp-password", "credential-smtp-password"),
 ];
 
 /// A systemd-style credentials directory holding the shipped config's secrets.
@@ -52,7 +70,23 @@ fn credentials() -> tempfile::TempDir {
 fn every_valid_fixture_and_every_shipped_config_passes_check_config() {
     let creds = credentials();
     let valid = toml_files(&repo_root().join("tests/fixtures/config/valid"));
-    let shipped = toml_files(&repo_root().join("config"));
+    // rota-*.toml are holiday calendars, not configs: lantern.toml reads them
+    // through `oncall.calendar-file`, so checking it checks them.
+    let (calendars, shipped): (Vec<PathBuf>, Vec<PathBuf>) =
+        toml_files(&repo_root().join("config"))
+            .into_iter()
+            .partition(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("rota-"))
+            });
+    let main_config = std::fs::read_to_string(repo_root().join("config/lantern.toml")).unwrap();
+    for c in &calendars {
+        let name = c.file_name().unwrap().to_string_lossy();
+        assert!(
+            main_config.contains(&format!("calendar-file = \"{name}\"")),
+            "config/{name} is not read by config/lantern.toml, so nothing checks it"
+        );
+    }
     assert_eq!(valid.len(), 5, "valid fixtures found: {valid:?}");
     assert!(shipped.len() >= 2, "shipped configs found: {shipped:?}");
     for name in ["lantern.toml", "demo.toml"] {
@@ -90,7 +124,7 @@ fn every_valid_fixture_and_every_shipped_config_passes_check_config() {
 fn every_invalid_fixture_exits_78_and_names_file_line_and_key() {
     let creds = credentials();
     let invalid = toml_files(&repo_root().join("tests/fixtures/config/invalid"));
-    assert_eq!(invalid.len(), 29, "invalid fixtures found: {invalid:?}");
+    assert_eq!(invalid.len(), 31, "invalid fixtures found: {invalid:?}");
     for file in &invalid {
         let text = std::fs::read_to_string(file).unwrap();
         let header = |name: &str| {

@@ -1,10 +1,15 @@
 //! One integration-test binary: lantern against real parts (its own binary, promtool, Prometheus, systemd-analyze).
 
+mod backup;
+mod channels;
 mod checks_daemon;
 mod config_files;
 mod http_api;
 mod lifecycle;
+mod oncall;
+mod paging;
 mod probe_db;
+mod probe_http;
 mod probe_promql_flow;
 mod probe_tls_dns;
 mod prometheus;

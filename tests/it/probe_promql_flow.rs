@@ -133,10 +133,10 @@ impl Prometheus {
         let url = format!("{}/-/ready", p.url());
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = reqwest::get(&url).await {
-                if r.status() == 200 {
-                    break;
-                }
+            if let Ok(r) = reqwest::get(&url).await
+                && r.status() == 200
+            {
+                break;
             }
             assert!(Instant::now() < deadline, "prometheus never became ready");
             tokio::time::sleep(Duration::from_millis(100)).await;
