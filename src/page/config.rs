@@ -336,7 +336,7 @@ pub(crate) fn validate(
             "handover.sign-within",
             h.sign_within.as_deref(),
             30 * MINUTE,
-            MINUTE,
+            Duration::from_secs(1),
             DAY,
         ),
         escalate_to: {
@@ -367,7 +367,7 @@ pub(crate) fn validate(
             &k("within"),
             Some(w),
             2 * 3600 * Duration::from_secs(1),
-            MINUTE,
+            Duration::from_secs(1),
             30 * DAY,
         );
         let warn_at = p.warn_at.unwrap_or(0.6);

@@ -51,7 +51,8 @@ pub async fn tick(store: &Store, cx: &Ctx<'_>, now: SystemTime) -> Result<(), St
         let out_json = serde_json::to_string(&outgoing).unwrap_or_default();
         let in_json = serde_json::to_string(&incoming).unwrap_or_default();
         let shift_name = slot.shift.clone();
-        let due_ms = boundary_ms + cfg.sign_within.as_millis() as i64;
+        // The incoming primary gets the whole signing time from when the checklist goes out.
+        let due_ms = boundary_ms.max(now_ms) + cfg.sign_within.as_millis() as i64;
         // The row first (once per boundary); its messages in the next step,
         // which also picks up any row a crash left without them.
         store
@@ -76,17 +77,18 @@ pub async fn tick(store: &Store, cx: &Ctx<'_>, now: SystemTime) -> Result<(), St
     for (id, shift, outgoing, incoming) in unsent {
         let outgoing: Vec<String> = serde_json::from_str(&outgoing).unwrap_or_default();
         let incoming: Vec<String> = serde_json::from_str(&incoming).unwrap_or_default();
-        // Notes left since the last handover travel with this one.
+        // Notes left since this shift's previous handover travel with this
+        // one (every shift handing over sees them).
+        let shift_q = shift.clone();
         let notes: Vec<String> = store
             .call(move |c| {
-                c.execute(
-                    "UPDATE handover_notes SET handover = ?1 WHERE handover IS NULL",
-                    [id],
-                )?;
                 let mut stmt = c.prepare(
-                    "SELECT author, text FROM handover_notes WHERE handover = ?1 ORDER BY id",
+                    "SELECT author, text FROM handover_notes
+                     WHERE at_ms > coalesce((SELECT max(boundary_ms) FROM handovers
+                                             WHERE shift = ?2 AND id != ?1), 0)
+                     ORDER BY id",
                 )?;
-                stmt.query_map([id], |r| {
+                stmt.query_map(params![id, shift_q], |r| {
                     Ok(format!(
                         "- {} ({})",
                         r.get::<_, String>(1)?,

@@ -292,7 +292,7 @@ async fn compliance_turns_false_when_the_offsite_copy_ages_past_the_rpo_and_true
     let s = Setup::new();
     std::fs::write(s.path("data/x"), "x").unwrap();
     let env = s.env(&format!(
-        "[backup]\n{}{}\n[[backup.sets]]\nname = \"files\"\npaths = [\"data\"]\nrpo = \"4s\"\n",
+        "[backup]\n{}{}\n[[backup.sets]]\nname = \"files\"\npaths = [\"data\"]\nrpo = \"10s\"\n",
         repo("main", "repos/main", ""),
         repo("away", "repos/away", "medium = \"nas\"\noffsite = true"),
     ));
@@ -307,7 +307,7 @@ async fn compliance_turns_false_when_the_offsite_copy_ages_past_the_rpo_and_true
     assert!(v.compliant, "{v:?}");
 
     // The objective passes: both copies are stale.
-    let stale = poll_async(Duration::from_secs(15), || {
+    let stale = poll_async(Duration::from_secs(30), || {
         let ok = !env.evaluate(&mut Default::default())[0].compliant;
         async move { ok }
     })

@@ -433,3 +433,207 @@ targets = ["assistant"]
     drop(p);
     let _ = TOKEN;
 }
+
+/// HH:MM (UTC) of now minus `mins` minutes, for shifts whose boundary just passed.
+fn hhmm(mins: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::minutes(mins))
+        .format("%H:%M")
+        .to_string()
+}
+
+fn handover_config(hook: &str, a_start: &str, b_start: &str) -> String {
+    format!(
+        r#"
+[oncall]
+time-zone = "UTC"
+
+[[oncall.people]]
+id = "alice"
+name = "Alice"
+channels = ["hook"]
+
+[[oncall.people]]
+id = "bob"
+name = "Bob"
+channels = ["hook"]
+
+[[oncall.people]]
+id = "erin"
+name = "Erin"
+channels = ["hook"]
+
+[[oncall.shifts]]
+name = "a"
+start = "{a_start}"
+end = "{a_end}"
+primary = {{ people = ["alice"] }}
+
+[[oncall.shifts]]
+name = "b"
+start = "{b_start}"
+end = "{b_end}"
+primary = {{ people = ["erin"] }}
+
+[[channels]]
+name = "hook"
+kind = "webhook"
+url = "{hook}"
+
+[paging]
+tick = "50ms"
+
+[handover]
+sign-within = "2s"
+escalate-to = ["person:bob"]
+
+[[escalation]]
+name = "default"
+[[escalation.steps]]
+targets = ["primary"]
+"#,
+        a_end = shift_end(a_start),
+        b_end = shift_end(b_start),
+    )
+}
+
+fn shift_end(start: &str) -> String {
+    let t = chrono::NaiveTime::parse_from_str(start, "%H:%M").unwrap();
+    (t + chrono::Duration::hours(6)).format("%H:%M").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shift_boundary_sends_the_checklist_with_notes_and_an_unsigned_handover_escalates() {
+    let hook = receiver().await;
+    // First run: the boundaries are hours away; leave a note for the next handover.
+    let d = InProcess::start(&handover_config(&hook.url, &hhmm(-180), &hhmm(-240))).await;
+    let noted = reqwest::Client::new()
+        .post(d.url("/api/v1/handovers/notes"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"text": "张女士要求下午五点前送达 / deliver before 17:00", "author": "dave"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(noted.status(), 201);
+    let config = d.stop().await.unwrap();
+    // Second run: both shifts began a minute or two ago.
+    config.write(&handover_config(&hook.url, &hhmm(1), &hhmm(2)));
+    let d = InProcess::resume(config).await;
+    let to_alice = hook
+        .wait_for("alice's handover", |m| {
+            m["kind"] == "handover" && mentions(m) == ["Alice"]
+        })
+        .await;
+    let text = to_alice["text"].as_str().unwrap();
+    assert!(
+        text.contains("张女士要求下午五点前送达"),
+        "the note travels: {text}"
+    );
+    assert!(text.contains("Open incidents"), "{text}");
+    let sign = ack_url(&to_alice).expect("the incoming primary gets a signing link");
+    let client = reqwest::Client::new();
+    assert_eq!(client.post(&sign).send().await.unwrap().status(), 200);
+    assert_eq!(client.post(&sign).send().await.unwrap().status(), 409);
+    // Erin never signs shift b: after 2 s bob is paged about it.
+    let escalated = hook
+        .wait_for("the unsigned handover's escalation", |m| {
+            m["title"].as_str().unwrap_or("").contains("not signed") && mentions(m) == ["Bob"]
+        })
+        .await;
+    assert!(
+        escalated["title"]
+            .as_str()
+            .unwrap()
+            .contains("Handover of b"),
+        "{escalated}"
+    );
+    assert!(
+        !hook
+            .messages()
+            .iter()
+            .any(|m| m["title"].as_str().unwrap_or("").contains("Handover of a")),
+        "the signed handover does not escalate"
+    );
+    let list: Value = client
+        .get(d.url("/api/v1/handovers"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hs = list["handovers"].as_array().unwrap();
+    assert_eq!(
+        hs.len(),
+        2,
+        "one handover per boundary, even across ticks: {list}"
+    );
+    assert!(
+        hs.iter()
+            .any(|h| h["shift"] == "a" && h["signed_by"] == "alice")
+    );
+    d.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_response_promise_warns_then_pages_then_escalates_and_a_kept_one_stays_quiet() {
+    let target = Target::start().await;
+    let hook = receiver().await;
+    let extra = r#"
+[[promises]]
+name = "reply"
+description = "Reply to the customer within the promised time / 客户回复时限"
+within = "3s"
+warn-at = 0.3
+page-at = 0.6
+"#;
+    let cfg = paging_config(target.addr, &hook.url, TWO_STEPS, "") + extra;
+    let d = InProcess::start(&cfg).await;
+    let client = reqwest::Client::new();
+    let start = |subject: &'static str| {
+        let client = client.clone();
+        let url = d.url("/api/v1/promises");
+        async move {
+            let r = client
+                .post(url)
+                .bearer_auth(TOKEN)
+                .json(&serde_json::json!({"promise": "reply", "subject": subject}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            r.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+        }
+    };
+    let kept = start("order 1001: kept").await;
+    let ok = client
+        .post(d.url(&format!("/api/v1/promises/{kept}/done")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    start("order 1002: late").await;
+    let promise = |stage: &'static str| {
+        move |m: &Value| m["kind"] == "promise" && m["title"].as_str().unwrap_or("").contains(stage)
+    };
+    let warn = hook.wait_for("the warning", promise("due soon")).await;
+    assert_eq!(mentions(&warn), ["Alice"]);
+    hook.wait_for("the page", promise("about to be broken"))
+        .await;
+    let broken = hook
+        .wait_for("the escalation", promise("Promise broken:"))
+        .await;
+    assert_eq!(
+        mentions(&broken),
+        ["Bob"],
+        "escalated to the policy's last step"
+    );
+    assert!(
+        !hook
+            .messages()
+            .iter()
+            .any(|m| m["title"].as_str().unwrap_or("").contains("1001")),
+        "a kept promise pages nobody"
+    );
+    d.stop().await.unwrap();
+}
