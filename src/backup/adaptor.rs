@@ -479,6 +479,20 @@ pub async fn check(
     .await
 }
 
+/// The set's snapshots (oldest first) and the repository's total size, from one open.
+pub async fn survey(ws: Workspace, repo: RepoSpec, label: String) -> Result<(Vec<Snap>, u64)> {
+    blocking(move || {
+        let r = open(&ws, &repo, false, None)?;
+        let snaps = set_snapshots(&r, &repo, Some(&label))?
+            .iter()
+            .map(Snap::from_file)
+            .collect();
+        let infos = r.infos_files().map_err(rustic(&repo, "info"))?;
+        Ok((snaps, infos.repo.iter().map(|i| i.size).sum()))
+    })
+    .await
+}
+
 /// The repository's total size in bytes.
 pub async fn size(ws: Workspace, repo: RepoSpec) -> Result<u64> {
     blocking(move || {

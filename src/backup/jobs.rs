@@ -137,10 +137,12 @@ impl Env {
 
     /// Lists the set's snapshots in `repo` and remembers the newest.
     pub async fn refresh(&self, set: &str, repo: &RepoSpec) -> Result<usize, BackupError> {
-        let snaps =
-            adaptor::snapshots(self.ws.clone(), repo.clone(), Some(set.to_string())).await?;
+        let (snaps, size) = adaptor::survey(self.ws.clone(), repo.clone(), set.to_string()).await?;
         let newest = snaps.iter().map(|s| s.time).max();
         if let Some(m) = self.metrics() {
+            m.repository_size
+                .with_label_values(&[&repo.name])
+                .set(size as f64);
             m.snapshots
                 .with_label_values(&[set, &repo.name])
                 .set(snaps.len() as i64);

@@ -140,6 +140,7 @@ pub(super) fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config
     let status = status(&mut cx, raw.status, &names);
     let oncall = crate::oncall::validate(&mut cx, raw.oncall);
     let backup = crate::backup::validate(&mut cx, raw.backup);
+    cross_check_paging(&mut cx, paging.as_ref(), oncall.as_ref(), &channels);
     if !cx.errors.is_empty() {
         return Err(ConfigErrors(cx.errors));
     }
@@ -429,6 +430,55 @@ pub fn matches_pattern(pattern: &str, name: &str) -> bool {
     match pattern.strip_suffix('*') {
         Some(prefix) => name.starts_with(prefix),
         None => pattern == name,
+    }
+}
+
+/// People named by policies must be in the rota, and people's channels must exist.
+fn cross_check_paging(
+    cx: &mut Ctx,
+    paging: Option<&crate::page::config::PagingConfig>,
+    rota: Option<&crate::oncall::Rota>,
+    channels: &[crate::page::channel::ChannelSpec],
+) {
+    use crate::page::config::Target;
+    if let Some(rota) = rota {
+        for (i, p) in rota.people.iter().enumerate() {
+            for c in &p.channels {
+                if !channels.iter().any(|k| &k.name == c) {
+                    cx.error(
+                        &format!("oncall.people[{i}].channels"),
+                        format!("no channel is named `{c}`"),
+                    );
+                }
+            }
+        }
+    }
+    let Some(paging) = paging else { return };
+    let person_known = |id: &str| rota.is_some_and(|r| r.person(id).is_some());
+    for (i, policy) in paging.policies.iter().enumerate() {
+        for (j, step) in policy.steps.iter().enumerate() {
+            for t in &step.targets {
+                match t {
+                    Target::Person(id) if !person_known(id) => cx.error(
+                        &format!("escalation[{i}].steps[{j}].targets"),
+                        format!("no person `{id}` in the [oncall] rota"),
+                    ),
+                    _ => {}
+                }
+            }
+        }
+    }
+    if let Some(h) = &paging.handover {
+        for t in &h.escalate_to {
+            if let Target::Person(id) = t
+                && !person_known(id)
+            {
+                cx.error(
+                    "handover.escalate-to",
+                    format!("no person `{id}` in the [oncall] rota"),
+                );
+            }
+        }
     }
 }
 

@@ -677,6 +677,11 @@ mod tests {
     }
 
     const TEAM: &str = r#"
+[[channels]]
+name = "dingtalk-ops"
+kind = "file"
+path = "/tmp/pages.jsonl"
+
 [oncall]
 time-zone = "Asia/Shanghai"
 workdays = [2027-02-13, "2027-02-14"]

@@ -533,6 +533,7 @@ async fn the_daemon_runs_a_requested_backup_records_it_and_exports_its_metrics()
         "lantern_backup_compliant",
         "lantern_backup_runs_total",
         "lantern_backup_repository_present",
+        "lantern_backup_repository_size_bytes",
     ] {
         assert!(metrics.contains(name), "{name} missing:\n{metrics}");
     }
