@@ -559,3 +559,87 @@ fn credential(name: &str) -> Result<Secret, String> {
     }
     Ok(Secret::new(value))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    /// The keys the errors of `text` name.
+    fn error_keys(text: &str) -> Vec<String> {
+        match Config::parse(Path::new("t.toml"), text) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.into_iter().filter_map(|e| e.key).collect(),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_key_that_is_wrong() {
+        let keys = error_keys(
+            r#"
+[backup]
+timezone = "Mars/Olympus"
+read-data-subset = "most"
+[[backup.repositories]]
+name = "main"
+repository = "opendal:s3"
+password = "x"
+[[backup.repositories]]
+name = "nopw"
+repository = "/tmp/r"
+[[backup.sets]]
+name = "db"
+repository = "elsewhere"
+command = ["pg_dump"]
+snapshot = "every hour"
+"#,
+        );
+        for k in [
+            "backup.timezone",
+            "backup.read-data-subset",
+            "backup.repositories[0].repository",
+            "backup.repositories[1].password",
+            "backup.sets[0].repository",
+            "backup.sets[0].command-file",
+            "backup.sets[0].snapshot",
+        ] {
+            assert!(keys.iter().any(|x| x == k), "{k} not in {keys:?}");
+        }
+    }
+
+    #[test]
+    fn defaults_fill_a_minimal_section_and_copies_go_to_every_other_repository() {
+        let text = r#"
+[backup]
+[[backup.repositories]]
+name = "a"
+repository = "repo-a"
+password = "${HOME}"
+[[backup.repositories]]
+name = "b"
+repository = "rest:http://127.0.0.1:8000/"
+password = "pw"
+offsite = true
+[[backup.sets]]
+name = "files"
+paths = ["data"]
+"#;
+        let cfg = Config::parse(Path::new("/etc/lantern/t.toml"), text)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .backup
+            .unwrap();
+        let set = &cfg.sets[0];
+        assert_eq!(set.repository, "a");
+        assert_eq!(set.copy_to, vec!["b".to_string()]);
+        assert_eq!(set.paths[0], Path::new("/etc/lantern/data"));
+        assert_eq!(cfg.repositories[0].repository, "/etc/lantern/repo-a");
+        assert!(set.snapshot.is_some() && cfg.check.is_some());
+        assert_eq!(set.rpo, std::time::Duration::from_secs(26 * 3600));
+        // The password never shows in the effective config.
+        let shown = Config::parse(Path::new("t.toml"), text)
+            .unwrap()
+            .to_effective_toml();
+        assert!(!shown.contains("\"pw\""), "{shown}");
+    }
+}

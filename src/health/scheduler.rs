@@ -47,7 +47,7 @@ pub async fn run(
             // Spread the first runs over the check's interval: check i of n starts at i/n.
             let offset = spec.interval.mul_f64(i as f64 / n as f64);
             tracker.spawn(check_loop(
-                Arc::new(spec.clone()),
+                i,
                 current.clone(),
                 shared.clone(),
                 offset,
@@ -64,13 +64,15 @@ pub async fn run(
     }
 }
 
+/// Check `index` of `config`: the task shares the config instead of copying its spec.
 async fn check_loop(
-    spec: Arc<CheckSpec>,
+    index: usize,
     config: Arc<Config>,
     shared: Shared,
     offset: Duration,
     stop: CancellationToken,
 ) {
+    let spec: &CheckSpec = &config.checks[index];
     let cx = ProbeContext {
         check: spec.name.clone(),
         timeout: spec.timeout,
@@ -92,9 +94,9 @@ async fn check_loop(
             .observe(started.saturating_duration_since(due).as_secs_f64());
         let obs = tokio::select! {
             _ = stop.cancelled() => return,
-            obs = runner::observe(&spec, &cx) => obs,
+            obs = runner::observe(spec, &cx) => obs,
         };
-        let suspect = shared.health.record(&spec, &config, obs).await;
+        let suspect = shared.health.record(spec, &config, obs).await;
         let step = if suspect {
             spec.confirm_interval.min(spec.interval)
         } else {
