@@ -637,3 +637,116 @@ page-at = 0.6
     );
     d.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_over_a_channels_rate_limit_are_bundled_into_one_summary_not_dropped() {
+    let a = Target::start().await;
+    let b = Target::start().await;
+    let hook = receiver().await;
+    // Two checks on one channel that takes one page per 3 s.
+    let cfg = paging_config(
+        a.addr,
+        &hook.url,
+        TWO_STEPS
+            .split("[[escalation.steps]]\ndelay = \"4s\"")
+            .next()
+            .unwrap(),
+        "",
+    )
+    .replace(
+        "timeout = \"1s\"",
+        "timeout = \"1s\"\nrate-limit = 1\nrate-limit-period = \"3s\"",
+    ) + &format!(
+        r#"
+[[checks]]
+name = "payments"
+kind = "http"
+url = "http://{}/health"
+interval = "200ms"
+timeout = "150ms"
+confirm-interval = "50ms"
+failure-threshold = 2
+"#,
+        b.addr
+    );
+    let d = InProcess::start(&cfg).await;
+    a.set(false);
+    hook.wait_for("the first page", |m| {
+        title(m).contains("storefront is down")
+    })
+    .await;
+    b.set(false);
+    let summary = hook
+        .wait_for("the summary", |m| m["kind"] == "summary")
+        .await;
+    assert!(
+        summary["text"]
+            .as_str()
+            .unwrap()
+            .contains("payments is down"),
+        "the held-back page is in the summary: {summary}"
+    );
+    assert!(
+        !hook
+            .messages()
+            .iter()
+            .any(|m| m["kind"] == "trigger" && title(m).contains("payments")),
+        "the held-back page was not also sent on its own"
+    );
+    let outbox: Value = reqwest::get(d.url("/api/v1/outbox"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        outbox["outbox"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["status"] == "bundled"),
+        "{outbox}"
+    );
+    d.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_external_heartbeat_is_pinged_while_lantern_is_healthy() {
+    let target = Target::start().await;
+    let hook = receiver().await;
+    // The dead man's switch: the same kind of receiver, on its own path.
+    let pings = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = pings.clone();
+    let app = Router::new().route(
+        "/ping",
+        axum::routing::get(move || {
+            let c = counter.clone();
+            async move {
+                c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ping_url = format!("http://{}/ping", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let extra = format!("heartbeat-url = \"{ping_url}\"\nheartbeat-interval = \"5s\"");
+    let d = InProcess::start(&paging_config(target.addr, &hook.url, TWO_STEPS, &extra)).await;
+    let ok = poll_async(Duration::from_secs(10), || async {
+        pings.load(std::sync::atomic::Ordering::SeqCst) >= 1
+    })
+    .await;
+    assert!(ok, "the switch was never pinged");
+    let metrics = reqwest::get(d.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"lantern_page_watcher_pings_total{result="sent"}"#),
+        "{metrics}"
+    );
+    d.stop().await.unwrap();
+    server.abort();
+}
