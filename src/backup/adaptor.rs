@@ -558,27 +558,41 @@ pub async fn restore(
             let node = r
                 .node_from_snapshot_and_path(snap, "")
                 .map_err(rustic(&repo, "restore"))?;
-            let ls = r
+            let ls: Vec<(PathBuf, rustic_core::repofile::Node)> = r
                 .ls(&node, &LsOptions::default())
+                .map_err(rustic(&repo, "restore"))?
+                .collect::<rustic_core::RusticResult<_>>()
                 .map_err(rustic(&repo, "restore"))?;
             let dest = LocalDestination::new(&target_str, true, false)
                 .map_err(rustic(&repo, "restore"))?;
             let ropts = RestoreOptions::default();
-            let plan = r
-                .prepare_restore(&ropts, ls.clone(), &dest, false)
-                .map_err(rustic(&repo, "restore"))?;
-            r.restore(plan, &ropts, ls.clone(), &dest)
-                .map_err(rustic(&repo, "restore"))?;
+            // rustic's restore decrypts whole packs ahead of the writers and
+            // peaks near the restored size in memory (rustic #1067); restoring
+            // the files in batches of RESTORE_BATCH bytes bounds that. Every
+            // batch carries all directories, so each exists and the last
+            // batch leaves their metadata right.
+            for batch in batches(&ls) {
+                let items = || {
+                    ls.iter()
+                        .enumerate()
+                        .filter(|(i, (_, n))| !n.is_file() || batch.contains(i))
+                        .map(|(_, item)| Ok(item.clone()))
+                };
+                let plan = r
+                    .prepare_restore(&ropts, items(), &dest, false)
+                    .map_err(rustic(&repo, "restore"))?;
+                r.restore(plan, &ropts, items(), &dest)
+                    .map_err(rustic(&repo, "restore"))?;
+            }
             // Verify: every file node's chunks, hashed from what landed on disk.
-            for item in ls {
-                let (path, node) = item.map_err(rustic(&repo, "verify"))?;
+            for (path, node) in &ls {
                 let Some(content) = &node.content else {
                     continue;
                 };
                 if !node.is_file() {
                     continue;
                 }
-                let file = target.join(&path);
+                let file = target.join(path);
                 out.files += 1;
                 match verify_file(&r, &file, content) {
                     Ok(n) => out.bytes += n,
@@ -590,6 +604,28 @@ pub async fn restore(
         Ok(out)
     })
     .await
+}
+
+/// Bytes of file content restored at once (see `restore`).
+const RESTORE_BATCH: u64 = 256 << 20;
+
+/// Indices of the file entries of `ls`, in groups of about RESTORE_BATCH bytes.
+fn batches(
+    ls: &[(PathBuf, rustic_core::repofile::Node)],
+) -> Vec<std::collections::BTreeSet<usize>> {
+    let mut out = vec![std::collections::BTreeSet::new()];
+    let mut size = 0u64;
+    for (i, (_, n)) in ls.iter().enumerate().filter(|(_, (_, n))| n.is_file()) {
+        if size > 0 && size + n.meta.size > RESTORE_BATCH {
+            out.push(std::collections::BTreeSet::new());
+            size = 0;
+        }
+        size += n.meta.size;
+        if let Some(b) = out.last_mut() {
+            b.insert(i);
+        }
+    }
+    out
 }
 
 fn verify_file<S: rustic_core::IndexedFull>(
