@@ -97,14 +97,28 @@ pub async fn run(
         metrics.open.set(n);
     }
     loop {
-        let flip = tokio::select! {
+        let first = tokio::select! {
             _ = shutdown.cancelled() => break,
             f = flips.recv() => match f { Some(f) => f, None => return },
         };
-        apply(&store, &config, &metrics, &wake_pager, flip).await;
+        // Whatever else is queued goes in the same transaction: at start
+        // thousands of checks flip PENDING → UP at once, and one fsync per
+        // flip would hold their schedulers back.
+        let mut batch = vec![first];
+        while batch.len() < 512 {
+            match flips.try_recv() {
+                Ok(f) => batch.push(f),
+                Err(_) => break,
+            }
+        }
+        apply(&store, &config, &metrics, &wake_pager, batch).await;
     }
+    let mut rest = Vec::new();
     while let Ok(flip) = flips.try_recv() {
-        apply(&store, &config, &metrics, &wake_pager, flip).await;
+        rest.push(flip);
+    }
+    if !rest.is_empty() {
+        apply(&store, &config, &metrics, &wake_pager, rest).await;
     }
 }
 
@@ -113,25 +127,42 @@ async fn apply(
     config: &watch::Receiver<Arc<Config>>,
     metrics: &IncidentMetrics,
     wake_pager: &tokio::sync::Notify,
-    flip: Flip,
+    flips: Vec<Flip>,
 ) {
-    let (flap, policy) = {
+    let (flap, batch) = {
         let c = config.borrow();
         // With paging configured, every check's incidents escalate by its
         // policy (or the default one).
-        let policy = c.paging.as_ref().map(|p| {
-            c.checks
-                .iter()
-                .find(|k| k.name == flip.check)
-                .and_then(|k| k.escalation.clone())
-                .unwrap_or_else(|| p.default_policy.clone())
-        });
-        (c.health.flap_window, policy)
+        let batch: Vec<(Flip, Option<String>)> = flips
+            .into_iter()
+            .map(|flip| {
+                let policy = c.paging.as_ref().map(|p| {
+                    c.checks
+                        .iter()
+                        .find(|k| k.name == flip.check)
+                        .and_then(|k| k.escalation.clone())
+                        .unwrap_or_else(|| p.default_policy.clone())
+                });
+                (flip, policy)
+            })
+            .collect();
+        (c.health.flap_window, batch)
     };
-    match record(store, flip.clone(), flap, policy).await {
-        Ok(change) => {
+    let checks: Vec<Flip> = batch.iter().map(|(f, _)| f.clone()).collect();
+    let changes = match record_many(store, batch, flap).await {
+        Ok(c) => c,
+        // The flips are lost to the store but not to the log; the next flip
+        // of each check repairs its incident's state.
+        Err(e) => {
+            tracing::error!(error = %e, flips = checks.len(), "cannot record check flips");
+            return;
+        }
+    };
+    let mut any = false;
+    for (flip, change) in checks.iter().zip(changes) {
+        {
             if !matches!(change, Change::None | Change::Updated(_)) {
-                wake_pager.notify_one();
+                any = true;
             }
             match change {
                 Change::Opened(id) | Change::Reopened(id) => {
@@ -144,14 +175,33 @@ async fn apply(
                 }
                 _ => {}
             }
-            if let Ok(n) = count_open(store).await {
-                metrics.open.set(n);
-            }
         }
-        // The flip is lost to the store but not to the log; the next flip
-        // of the check repairs the incident's state.
-        Err(e) => tracing::error!(error = %e, check = %flip.check, "cannot record a check flip"),
     }
+    if any {
+        wake_pager.notify_one();
+        if let Ok(n) = count_open(store).await {
+            metrics.open.set(n);
+        }
+    }
+}
+
+/// Writes several flips in one transaction, in order.
+pub async fn record_many(
+    store: &Store,
+    flips: Vec<(Flip, Option<String>)>,
+    flap_window: Duration,
+) -> Result<Vec<Change>, StoreError> {
+    store
+        .call(move |c| {
+            let tx = c.transaction()?;
+            let mut out = Vec::with_capacity(flips.len());
+            for (flip, policy) in &flips {
+                out.push(apply_flip(&tx, flip, flap_window, policy.as_deref())?);
+            }
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
 }
 
 /// Writes one flip and its effect on the check's incident, in one transaction.
@@ -166,95 +216,113 @@ pub async fn record(
     store
         .call(move |c| {
             let tx = c.transaction()?;
-            let at = to_ms(flip.at);
-            tx.execute(
-                "INSERT INTO check_flips (check_name, at_ms, from_state, to_state, reason, suppressed)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![flip.check, at, flip.from.as_str(), flip.to.as_str(), flip.reason, flip.suppressed],
-            )?;
-            let key = dedup_key(&flip.check);
-            let open: Option<i64> = tx
-                .query_row(
-                    "SELECT id FROM incidents WHERE dedup_key = ?1 AND status = 'open'",
-                    [&key],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let event = |tx: &rusqlite::Transaction, id: i64, kind: &str, msg: &str| {
-                tx.execute(
-                    "INSERT INTO incident_events (incident_id, at_ms, kind, message) VALUES (?1, ?2, ?3, ?4)",
-                    params![id, at, kind, msg],
-                )
-            };
-            let what = describe(&flip);
-            let change = match (flip.to, open) {
-                (State::Down, Some(id)) => {
-                    tx.execute(
-                        "UPDATE incidents SET last_reason = ?2 WHERE id = ?1",
-                        params![id, flip.reason],
-                    )?;
-                    event(&tx, id, "flip", &what)?;
-                    Change::Updated(id)
-                }
-                (State::Down, None) => {
-                    let since = at - flap_window.as_millis() as i64;
-                    let recent: Option<i64> = tx
-                        .query_row(
-                            "SELECT id FROM incidents WHERE dedup_key = ?1 AND status = 'resolved'
-                             AND resolved_ms >= ?2 ORDER BY id DESC LIMIT 1",
-                            params![key, since],
-                            |r| r.get(0),
-                        )
-                        .optional()?;
-                    match recent {
-                        Some(id) => {
-                            tx.execute(
-                                "UPDATE incidents SET status = 'open', resolved_ms = NULL,
-                                 reopened = reopened + 1, last_reason = ?2, suppressed = ?3 WHERE id = ?1",
-                                params![id, flip.reason, flip.suppressed],
-                            )?;
-                            event(&tx, id, "reopened", &what)?;
-                            Change::Reopened(id)
-                        }
-                        None => {
-                            let title = format!("{} is down", flip.check);
-                            tx.execute(
-                                "INSERT INTO incidents (dedup_key, check_name, title, status, opened_ms, suppressed, last_reason)
-                                 VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6)",
-                                params![key, flip.check, title, at, flip.suppressed, flip.reason],
-                            )?;
-                            let id = tx.last_insert_rowid();
-                            event(&tx, id, "opened", &what)?;
-                            Change::Opened(id)
-                        }
-                    }
-                }
-                (State::Up | State::Degraded, Some(id)) => {
-                    tx.execute(
-                        "UPDATE incidents SET status = 'resolved', resolved_ms = ?2 WHERE id = ?1",
-                        params![id, at],
-                    )?;
-                    event(&tx, id, "resolved", &what)?;
-                    Change::Resolved(id)
-                }
-                (_, Some(id)) => {
-                    event(&tx, id, "flip", &what)?;
-                    Change::Updated(id)
-                }
-                (_, None) => Change::None,
-            };
-            // The escalation lives and dies with the incident, in this same transaction.
-            match (change.clone(), &policy) {
-                (Change::Opened(id) | Change::Reopened(id), Some(p)) if flip.suppressed.is_none() => {
-                    crate::page::escalation::start(&tx, id, p, at, false)?
-                }
-                (Change::Resolved(id), _) => crate::page::escalation::resolve(&tx, id, at)?,
-                _ => {}
-            }
+            let change = apply_flip(&tx, &flip, flap_window, policy.as_deref())?;
             tx.commit()?;
             Ok(change)
         })
         .await
+}
+
+/// One flip's effect inside the caller's transaction.
+fn apply_flip(
+    tx: &rusqlite::Transaction,
+    flip: &Flip,
+    flap_window: Duration,
+    policy: Option<&str>,
+) -> rusqlite::Result<Change> {
+    let at = to_ms(flip.at);
+    tx.execute(
+        "INSERT INTO check_flips (check_name, at_ms, from_state, to_state, reason, suppressed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            flip.check,
+            at,
+            flip.from.as_str(),
+            flip.to.as_str(),
+            flip.reason,
+            flip.suppressed
+        ],
+    )?;
+    let key = dedup_key(&flip.check);
+    let open: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM incidents WHERE dedup_key = ?1 AND status = 'open'",
+            [&key],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let event = |tx: &rusqlite::Transaction, id: i64, kind: &str, msg: &str| {
+        tx.execute(
+            "INSERT INTO incident_events (incident_id, at_ms, kind, message) VALUES (?1, ?2, ?3, ?4)",
+            params![id, at, kind, msg],
+        )
+    };
+    let what = describe(flip);
+    let change = match (flip.to, open) {
+        (State::Down, Some(id)) => {
+            tx.execute(
+                "UPDATE incidents SET last_reason = ?2 WHERE id = ?1",
+                params![id, flip.reason],
+            )?;
+            event(tx, id, "flip", &what)?;
+            Change::Updated(id)
+        }
+        (State::Down, None) => {
+            let since = at - flap_window.as_millis() as i64;
+            let recent: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM incidents WHERE dedup_key = ?1 AND status = 'resolved'
+                     AND resolved_ms >= ?2 ORDER BY id DESC LIMIT 1",
+                    params![key, since],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match recent {
+                Some(id) => {
+                    tx.execute(
+                        "UPDATE incidents SET status = 'open', resolved_ms = NULL,
+                         reopened = reopened + 1, last_reason = ?2, suppressed = ?3 WHERE id = ?1",
+                        params![id, flip.reason, flip.suppressed],
+                    )?;
+                    event(tx, id, "reopened", &what)?;
+                    Change::Reopened(id)
+                }
+                None => {
+                    let title = format!("{} is down", flip.check);
+                    tx.execute(
+                        "INSERT INTO incidents (dedup_key, check_name, title, status, opened_ms, suppressed, last_reason)
+                         VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6)",
+                        params![key, flip.check, title, at, flip.suppressed, flip.reason],
+                    )?;
+                    let id = tx.last_insert_rowid();
+                    event(tx, id, "opened", &what)?;
+                    Change::Opened(id)
+                }
+            }
+        }
+        (State::Up | State::Degraded, Some(id)) => {
+            tx.execute(
+                "UPDATE incidents SET status = 'resolved', resolved_ms = ?2 WHERE id = ?1",
+                params![id, at],
+            )?;
+            event(tx, id, "resolved", &what)?;
+            Change::Resolved(id)
+        }
+        (_, Some(id)) => {
+            event(tx, id, "flip", &what)?;
+            Change::Updated(id)
+        }
+        (_, None) => Change::None,
+    };
+    // The escalation lives and dies with the incident, in this same transaction.
+    match (change.clone(), &policy) {
+        (Change::Opened(id) | Change::Reopened(id), Some(p)) if flip.suppressed.is_none() => {
+            crate::page::escalation::start(tx, id, p, at, false)?
+        }
+        (Change::Resolved(id), _) => crate::page::escalation::resolve(tx, id, at)?,
+        _ => {}
+    }
+    Ok(change)
 }
 
 fn describe(flip: &Flip) -> String {
