@@ -607,7 +607,7 @@ pub async fn restore(
 }
 
 /// Bytes of file content restored at once (see `restore`).
-const RESTORE_BATCH: u64 = 256 << 20;
+const RESTORE_BATCH: u64 = 64 << 20;
 
 /// Indices of the file entries of `ls`, in groups of about RESTORE_BATCH bytes.
 fn batches(
