@@ -1,4 +1,4 @@
-//! The shift handover: at each boundary a checklist goes to the outgoing and incoming pair, and the incoming primary must sign it in time.
+//! The shift handover: at each boundary a checklist (open incidents, checks not UP, promises, backups, notes) goes to the outgoing and incoming pair, and the incoming primary must sign it in time.
 //!
 //! A boundary is handled once: its row (`handovers`, unique per shift and
 //! boundary) is inserted in the same transaction as its messages, so a
@@ -255,7 +255,7 @@ fn dedup(v: Vec<String>) -> Vec<String> {
 
 /// The checklist: open incidents, checks not UP, open promises.
 async fn checklist(store: &Store, cx: &Ctx<'_>) -> Result<String, StoreError> {
-    let (incidents, promises) = store
+    let (incidents, promises, backups) = store
         .call(|c| {
             let mut stmt = c.prepare(
                 "SELECT id, title, opened_ms, suppressed FROM incidents WHERE status = 'open' ORDER BY id",
@@ -288,7 +288,29 @@ async fn checklist(store: &Store, cx: &Ctx<'_>) -> Result<String, StoreError> {
                     ))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
-            Ok((incidents, promises))
+            // The newest run of each set and job: is the safety net in place?
+            let mut stmt = c.prepare(
+                "SELECT set_name, job, repository, result, finished_ms, message FROM backup_runs r
+                 WHERE id = (SELECT max(id) FROM backup_runs WHERE set_name = r.set_name AND job = r.job)
+                 ORDER BY set_name, job",
+            )?;
+            let backups: Vec<String> = stmt
+                .query_map([], |r| {
+                    let at: DateTime<Utc> = from_ms(r.get(4)?).into();
+                    let result: String = r.get(3)?;
+                    let message: String = r.get(5)?;
+                    Ok(format!(
+                        "- {} {} → {}: {} at {}{}",
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        result,
+                        at.format("%Y-%m-%d %H:%M UTC"),
+                        if message.is_empty() { String::new() } else { format!(" ({message})") }
+                    ))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok((incidents, promises, backups))
         })
         .await?;
     let section = |title: &str, items: &[String]| {
@@ -299,10 +321,11 @@ async fn checklist(store: &Store, cx: &Ctx<'_>) -> Result<String, StoreError> {
         }
     };
     Ok(format!(
-        "{}{}{}",
+        "{}{}{}{}",
         section("Open incidents / 未结事件", &incidents),
         section("Checks not UP / 异常检查", cx.not_up),
         section("Open promises (customer requests) / 待兑现承诺", &promises),
+        section("Backups, last run of each job / 备份状态", &backups),
     ))
 }
 
