@@ -529,7 +529,10 @@ async fn a_shift_boundary_sends_the_checklist_with_notes_and_an_unsigned_handove
         "the note travels: {text}"
     );
     assert!(text.contains("Open incidents"), "{text}");
-    assert!(text.contains("Checks not UP") && text.contains("Backups"), "{text}");
+    assert!(
+        text.contains("Checks not UP") && text.contains("Backups"),
+        "{text}"
+    );
     let sign = ack_url(&to_alice).expect("the incoming primary gets a signing link");
     let client = reqwest::Client::new();
     assert_eq!(client.post(&sign).send().await.unwrap().status(), 200);
