@@ -211,7 +211,11 @@ impl Step {
             let sent = Instant::now();
             let req = request(client, &self.method, &url, &headers, None, body.clone());
             let attempt = async {
-                let resp = req.send().await.map_err(|e| error_chain(&e))?;
+                let resp = req
+                    .send()
+                    .await
+                    // Without the URL: it is in the config, and may carry credentials.
+                    .map_err(|e| error_chain(&e.without_url()))?;
                 let facts = response_facts(resp).await?;
                 let took = sent.elapsed();
                 if let Some(e) = self

@@ -231,7 +231,11 @@ impl Spec {
             self.bearer_token.as_ref(),
             self.body.clone(),
         );
-        let resp = req.send().await.map_err(|e| error_chain(&e))?;
+        let resp = req
+            .send()
+            .await
+            // Without the URL: it is in the config, and may carry credentials.
+            .map_err(|e| error_chain(&e.without_url()))?;
         response_facts(resp).await
     }
 }

@@ -523,6 +523,8 @@ async fn an_http_check_fails_with_a_connect_reason_while_the_server_is_down_and_
     assert!(!obs.ok);
     let r = reason(&obs).to_ascii_lowercase();
     assert!(r.contains("connect") && r.contains("refused"), "{obs:?}");
+    // The URL stays out of the reason: it is in the config and may carry credentials.
+    assert!(!r.contains("/json"), "{obs:?}");
 
     let _again = http_server_on(&addr.to_string()).await;
     let obs = run(&spec).await;
