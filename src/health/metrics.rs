@@ -1,97 +1,58 @@
 //! Per-check metrics, named after blackbox_exporter's `probe_*` where meanings match, plus the threshold-aware state.
+//!
+//! Kept as one small record per check and rendered straight into the
+//! exposition text, not as prometheus-crate children: at 10,000 checks the
+//! crate's per-series storage and `Registry::gather` copy cost ~100 MB, this
+//! costs a few. The render takes a snapshot under the lock and formats
+//! outside it, so a scrape never stalls the checks recording results.
 
-use std::time::UNIX_EPOCH;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use prometheus::{
-    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-};
+use prometheus::{Histogram, HistogramOpts, Registry};
 
 use super::{State, Tracker};
 use crate::config::CheckSpec;
 use crate::probe::runner::Observation;
 
+/// Upper bounds of `lantern_check_duration_seconds`; few, since every bucket is one series per check.
+const BUCKETS: [f64; 5] = [0.01, 0.05, 0.25, 1.0, 5.0];
+
+/// A gauge only some checks have: name, help, and how to read it.
+type OptionalFamily = (&'static str, &'static str, fn(&Series) -> Option<f64>);
+
+#[derive(Debug, Clone)]
+struct Series {
+    kind: &'static str,
+    ok: bool,
+    successes: u64,
+    failures: u64,
+    buckets: [u64; BUCKETS.len()],
+    sum: f64,
+    state: State,
+    consecutive_failures: u32,
+    cert_expiry: Option<f64>,
+    chain_expiry: Option<f64>,
+    heartbeat_age: Option<f64>,
+    last: f64,
+}
+
 pub struct CheckMetrics {
-    success: IntGaugeVec,
-    duration: HistogramVec,
-    observations: IntCounterVec,
-    state: IntGaugeVec,
-    consecutive_failures: IntGaugeVec,
-    cert_expiry: GaugeVec,
-    chain_expiry: GaugeVec,
-    heartbeat_age: GaugeVec,
-    last_observation: GaugeVec,
+    series: Mutex<BTreeMap<String, Series>>,
     /// How late probes start against their schedule; one series for all checks.
     pub lateness: Histogram,
 }
 
+fn ts(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 impl CheckMetrics {
     pub fn new(registry: &Registry) -> prometheus::Result<CheckMetrics> {
-        let success = IntGaugeVec::new(
-            Opts::new(
-                "lantern_check_success",
-                "Whether the check's last observation succeeded (1) or failed (0), like probe_success.",
-            ),
-            &["check", "kind"],
-        )?;
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
-                "lantern_check_duration_seconds",
-                "Duration of the last attempt of each observation.",
-            )
-            // Few buckets: this histogram exists once per check, and at
-            // 10,000 checks every bucket is 10,000 series.
-            .buckets(vec![0.01, 0.05, 0.25, 1.0, 5.0]),
-            &["check"],
-        )?;
-        let observations = IntCounterVec::new(
-            Opts::new(
-                "lantern_check_observations_total",
-                "Observations made, by check and result (success or failure).",
-            ),
-            &["check", "result"],
-        )?;
-        let state = IntGaugeVec::new(
-            Opts::new(
-                "lantern_check_state",
-                "The check's threshold-aware state: 1 for the current one of UP, PENDING, DEGRADED, DOWN, MAINTENANCE.",
-            ),
-            &["check", "state"],
-        )?;
-        let consecutive_failures = IntGaugeVec::new(
-            Opts::new(
-                "lantern_check_consecutive_failures",
-                "Failed observations in a row.",
-            ),
-            &["check"],
-        )?;
-        let cert_expiry = GaugeVec::new(
-            Opts::new(
-                "lantern_check_cert_expiry_timestamp_seconds",
-                "When the certificate the target presented (the leaf) expires.",
-            ),
-            &["check"],
-        )?;
-        let chain_expiry = GaugeVec::new(
-            Opts::new(
-                "lantern_check_chain_expiry_timestamp_seconds",
-                "Earliest expiry in the presented certificate chain, like probe_ssl_earliest_cert_expiry.",
-            ),
-            &["check"],
-        )?;
-        let heartbeat_age = GaugeVec::new(
-            Opts::new(
-                "lantern_check_heartbeat_age_seconds",
-                "Seconds since a heartbeat check's last successful ping.",
-            ),
-            &["check"],
-        )?;
-        let last_observation = GaugeVec::new(
-            Opts::new(
-                "lantern_check_last_observation_timestamp_seconds",
-                "When the check was last observed.",
-            ),
-            &["check"],
-        )?;
         let lateness = Histogram::with_opts(
             HistogramOpts::new(
                 "lantern_check_start_lateness_seconds",
@@ -99,28 +60,15 @@ impl CheckMetrics {
             )
             .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0]),
         )?;
-        registry.register(Box::new(success.clone()))?;
-        registry.register(Box::new(duration.clone()))?;
-        registry.register(Box::new(observations.clone()))?;
-        registry.register(Box::new(state.clone()))?;
-        registry.register(Box::new(consecutive_failures.clone()))?;
-        registry.register(Box::new(cert_expiry.clone()))?;
-        registry.register(Box::new(chain_expiry.clone()))?;
-        registry.register(Box::new(heartbeat_age.clone()))?;
-        registry.register(Box::new(last_observation.clone()))?;
         registry.register(Box::new(lateness.clone()))?;
         Ok(CheckMetrics {
-            success,
-            duration,
-            observations,
-            state,
-            consecutive_failures,
-            cert_expiry,
-            chain_expiry,
-            heartbeat_age,
-            last_observation,
+            series: Mutex::default(),
             lateness,
         })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Series>> {
+        self.series.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(super) fn observe(
@@ -130,60 +78,180 @@ impl CheckMetrics {
         state: State,
         tracker: &Tracker,
     ) {
-        let name = spec.name.as_str();
-        self.success
-            .with_label_values(&[name, spec.kind.name().as_str()])
-            .set(obs.ok as i64);
-        self.duration
-            .with_label_values(&[name])
-            .observe(obs.duration.as_secs_f64());
-        self.observations
-            .with_label_values(&[name, if obs.ok { "success" } else { "failure" }])
-            .inc();
-        for s in State::ALL {
-            self.state
-                .with_label_values(&[name, s.as_str()])
-                .set((s == state) as i64);
+        let mut map = self.lock();
+        let s = map.entry(spec.name.clone()).or_insert_with(|| Series {
+            kind: spec.kind.name().as_str(),
+            ok: false,
+            successes: 0,
+            failures: 0,
+            buckets: [0; BUCKETS.len()],
+            sum: 0.0,
+            state,
+            consecutive_failures: 0,
+            cert_expiry: None,
+            chain_expiry: None,
+            heartbeat_age: None,
+            last: 0.0,
+        });
+        s.kind = spec.kind.name().as_str();
+        s.ok = obs.ok;
+        if obs.ok {
+            s.successes += 1;
+        } else {
+            s.failures += 1;
         }
-        self.consecutive_failures
-            .with_label_values(&[name])
-            .set(tracker.consecutive_failures() as i64);
-        let ts = |t: std::time::SystemTime| {
-            t.duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0)
-        };
-        if let Some(t) = obs.cert_expiry {
-            self.cert_expiry.with_label_values(&[name]).set(ts(t));
+        let d = obs.duration.as_secs_f64();
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if d <= *le {
+                s.buckets[i] += 1;
+            }
         }
-        if let Some(t) = obs.chain_expiry {
-            self.chain_expiry.with_label_values(&[name]).set(ts(t));
-        }
-        if let Some(age) = obs.heartbeat_age {
-            self.heartbeat_age.with_label_values(&[name]).set(age);
-        }
-        self.last_observation
-            .with_label_values(&[name])
-            .set(ts(obs.at));
+        s.sum += d;
+        s.state = state;
+        s.consecutive_failures = tracker.consecutive_failures();
+        s.cert_expiry = obs.cert_expiry.map(ts).or(s.cert_expiry);
+        s.chain_expiry = obs.chain_expiry.map(ts).or(s.chain_expiry);
+        s.heartbeat_age = obs.heartbeat_age.or(s.heartbeat_age);
+        s.last = ts(obs.at);
     }
 
     /// Removes every series of a check that is no longer configured.
     pub(super) fn forget(&self, check: &str) {
-        let by_check = [check];
-        let _ = self.duration.remove_label_values(&by_check);
-        let _ = self.consecutive_failures.remove_label_values(&by_check);
-        let _ = self.cert_expiry.remove_label_values(&by_check);
-        let _ = self.chain_expiry.remove_label_values(&by_check);
-        let _ = self.heartbeat_age.remove_label_values(&by_check);
-        let _ = self.last_observation.remove_label_values(&by_check);
-        for s in State::ALL {
-            let _ = self.state.remove_label_values(&[check, s.as_str()]);
+        self.lock().remove(check);
+    }
+
+    /// Appends every check family to an exposition in the text format.
+    pub fn render_into(&self, out: &mut String) {
+        let snapshot: Vec<(String, Series)> = self
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if snapshot.is_empty() {
+            return;
         }
-        for r in ["success", "failure"] {
-            let _ = self.observations.remove_label_values(&[check, r]);
+        out.reserve(snapshot.len() * 1200);
+        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        family(
+            out,
+            "lantern_check_success",
+            "gauge",
+            "Whether the check's last observation succeeded (1) or failed (0), like probe_success.",
+        );
+        for (c, s) in &snapshot {
+            let _ = writeln!(
+                out,
+                "lantern_check_success{{check=\"{c}\",kind=\"{}\"}} {}",
+                s.kind, s.ok as u8
+            );
         }
-        for k in crate::probe::KindName::ALL {
-            let _ = self.success.remove_label_values(&[check, k.as_str()]);
+        family(
+            out,
+            "lantern_check_duration_seconds",
+            "histogram",
+            "Duration of the last attempt of each observation.",
+        );
+        for (c, s) in &snapshot {
+            for (le, n) in BUCKETS.iter().zip(s.buckets) {
+                let _ = writeln!(
+                    out,
+                    "lantern_check_duration_seconds_bucket{{check=\"{c}\",le=\"{le}\"}} {n}"
+                );
+            }
+            let count = s.successes + s.failures;
+            let _ = writeln!(
+                out,
+                "lantern_check_duration_seconds_bucket{{check=\"{c}\",le=\"+Inf\"}} {count}\n\
+                 lantern_check_duration_seconds_sum{{check=\"{c}\"}} {}\n\
+                 lantern_check_duration_seconds_count{{check=\"{c}\"}} {count}",
+                s.sum
+            );
+        }
+        family(
+            out,
+            "lantern_check_observations_total",
+            "counter",
+            "Observations made, by check and result (success or failure).",
+        );
+        for (c, s) in &snapshot {
+            let _ = writeln!(
+                out,
+                "lantern_check_observations_total{{check=\"{c}\",result=\"failure\"}} {}\n\
+                 lantern_check_observations_total{{check=\"{c}\",result=\"success\"}} {}",
+                s.failures, s.successes
+            );
+        }
+        family(
+            out,
+            "lantern_check_state",
+            "gauge",
+            "The check's threshold-aware state: 1 for the current one of UP, PENDING, DEGRADED, DOWN, MAINTENANCE.",
+        );
+        for (c, s) in &snapshot {
+            for st in State::ALL {
+                let _ = writeln!(
+                    out,
+                    "lantern_check_state{{check=\"{c}\",state=\"{}\"}} {}",
+                    st.as_str(),
+                    (st == s.state) as u8
+                );
+            }
+        }
+        family(
+            out,
+            "lantern_check_consecutive_failures",
+            "gauge",
+            "Failed observations in a row.",
+        );
+        for (c, s) in &snapshot {
+            let _ = writeln!(
+                out,
+                "lantern_check_consecutive_failures{{check=\"{c}\"}} {}",
+                s.consecutive_failures
+            );
+        }
+        let optional: [OptionalFamily; 3] = [
+            (
+                "lantern_check_cert_expiry_timestamp_seconds",
+                "When the certificate the target presented (the leaf) expires.",
+                |s| s.cert_expiry,
+            ),
+            (
+                "lantern_check_chain_expiry_timestamp_seconds",
+                "Earliest expiry in the presented certificate chain, like probe_ssl_earliest_cert_expiry.",
+                |s| s.chain_expiry,
+            ),
+            (
+                "lantern_check_heartbeat_age_seconds",
+                "Seconds since a heartbeat check's last successful ping.",
+                |s| s.heartbeat_age,
+            ),
+        ];
+        for (name, help, get) in optional {
+            if !snapshot.iter().any(|(_, s)| get(s).is_some()) {
+                continue;
+            }
+            family(out, name, "gauge", help);
+            for (c, s) in &snapshot {
+                if let Some(v) = get(s) {
+                    let _ = writeln!(out, "{name}{{check=\"{c}\"}} {v}");
+                }
+            }
+        }
+        family(
+            out,
+            "lantern_check_last_observation_timestamp_seconds",
+            "gauge",
+            "When the check was last observed.",
+        );
+        for (c, s) in &snapshot {
+            let _ = writeln!(
+                out,
+                "lantern_check_last_observation_timestamp_seconds{{check=\"{c}\"}} {}",
+                s.last
+            );
         }
     }
 }

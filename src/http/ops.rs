@@ -38,9 +38,14 @@ async fn landing() -> Html<&'static str> {
 /// CPU second, which on a runtime thread would delay probes due behind it.
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let m = state.metrics.clone();
-    let body = tokio::task::spawn_blocking(move || m.render())
-        .await
-        .unwrap_or_default();
+    let health = state.health.clone();
+    let body = tokio::task::spawn_blocking(move || {
+        let mut body = m.render();
+        health.metrics().render_into(&mut body);
+        body
+    })
+    .await
+    .unwrap_or_default();
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body)
 }
 
