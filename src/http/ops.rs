@@ -34,18 +34,12 @@ async fn landing() -> Html<&'static str> {
     ))
 }
 
-/// Rendered on a blocking thread: at 10,000 checks a render takes a fifth of a
-/// CPU second, which on a runtime thread would delay probes due behind it.
+/// Rendered on the runtime thread: at 10,000 checks it takes ~20 ms of CPU,
+/// and a worker's malloc arena is reused scrape after scrape, where a fresh
+/// blocking thread's arena would keep each scrape's ~12 MB for itself.
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let m = state.metrics.clone();
-    let health = state.health.clone();
-    let body = tokio::task::spawn_blocking(move || {
-        let mut body = m.render();
-        health.metrics().render_into(&mut body);
-        body
-    })
-    .await
-    .unwrap_or_default();
+    let mut body = state.metrics.render();
+    state.health.metrics().render_into(&mut body);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body)
 }
 
