@@ -111,6 +111,14 @@ pub fn payload(msg: &Message) -> serde_json::Value {
 }
 
 fn read_reply(reply: &http::Reply) -> Outcome {
+    // 310000 (sign, keyword or IP), 300001 (bad token) and the rest are permanent.
+    errcode_reply(reply, "DingTalk", &THROTTLED)
+}
+
+/// Reads a robot's `{"errcode": N, "errmsg": …}` answer (DingTalk, WeCom):
+/// HTTP 200 is not delivery, only errcode 0 is; `throttled` codes are worth
+/// retrying, any other code will fail again.
+pub(super) fn errcode_reply(reply: &http::Reply, robot: &str, throttled: &[i64]) -> Outcome {
     if reply.status == 429 || reply.status >= 500 {
         return reply.temporary(format!("HTTP {}: {}", reply.status, reply.excerpt()));
     }
@@ -126,12 +134,11 @@ fn read_reply(reply: &http::Reply) -> Outcome {
     };
     match code {
         0 => Outcome::Delivered { provider_id: None },
-        c if THROTTLED.contains(&c) => {
-            reply.temporary(format!("DingTalk throttled the robot: errcode {c} {text}"))
+        c if throttled.contains(&c) => {
+            reply.temporary(format!("{robot} throttled the robot: errcode {c} {text}"))
         }
-        // 310000 (sign, keyword or IP), 300001 (bad token) and the rest will fail again.
         c => Outcome::Permanent {
-            reason: format!("DingTalk refused the message: errcode {c} {text}"),
+            reason: format!("{robot} refused the message: errcode {c} {text}"),
         },
     }
 }

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::dingtalk::robot_code;
 use super::{RawChannel, ack_line, http, truncate_bytes, url_secret};
 use crate::config::Secret;
 use crate::config::validate::Ctx;
@@ -107,27 +106,6 @@ pub fn payload(msg: &Message) -> serde_json::Value {
 }
 
 fn read_reply(reply: &http::Reply) -> Outcome {
-    if reply.status == 429 || reply.status >= 500 {
-        return reply.temporary(format!("HTTP {}: {}", reply.status, reply.excerpt()));
-    }
-    if !(200..300).contains(&reply.status) {
-        return reply.by_status(None);
-    }
-    let Some((code, text)) = robot_code(&reply.body, "errcode", "errmsg") else {
-        return reply.temporary(format!(
-            "HTTP {} without an errcode: {}",
-            reply.status,
-            reply.excerpt()
-        ));
-    };
-    match code {
-        0 => Outcome::Delivered { provider_id: None },
-        c if THROTTLED.contains(&c) => {
-            reply.temporary(format!("WeCom throttled the robot: errcode {c} {text}"))
-        }
-        // 93000 (invalid webhook key) and the rest will fail again.
-        c => Outcome::Permanent {
-            reason: format!("WeCom refused the message: errcode {c} {text}"),
-        },
-    }
+    // 93000 (invalid webhook key) and the rest are permanent.
+    super::dingtalk::errcode_reply(reply, "WeCom", &THROTTLED)
 }
