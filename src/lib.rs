@@ -15,6 +15,7 @@ pub mod notify;
 pub mod oncall;
 pub mod page;
 pub mod probe;
+pub(crate) mod process_group;
 pub mod shutdown;
 pub mod status;
 pub mod store;

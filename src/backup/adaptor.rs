@@ -9,8 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -18,14 +17,17 @@ use rustic_backend::BackendOptions;
 use rustic_core::repofile::SnapshotFile;
 use rustic_core::{
     BackupOptions, CheckOptions, CommandInput, ConfigOptions, Credentials, Excludes, Grouped, Id,
-    KeepOptions, KeyOptions, LocalDestination, LsOptions, OpenStatus, PathList, PruneOptions,
-    ReadSubsetOption, Repository, RepositoryOptions, RestoreOptions, RusticError,
-    SnapshotGroupCriterion, SnapshotOptions,
+    KeepOptions, KeyOptions, OpenStatus, PathList, PruneOptions, ReadSubsetOption, Repository,
+    RepositoryOptions, RusticError, SnapshotGroupCriterion, SnapshotOptions,
 };
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::config::{Keep, RepoSpec, SetSpec};
+
+mod progress;
+mod restore;
+
+pub use progress::Bars;
 
 /// Why a repository operation did not happen or failed. Callers branch on
 /// `Absent` (an offline medium not attached: reported, not an error) and `Busy`.
@@ -80,6 +82,43 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 pub struct Workspace {
     pub dir: PathBuf,
     pub lock_wait: Duration,
+    /// Progress lines: drawn by a CLI on a terminal, hidden in the daemon.
+    pub bars: Bars,
+    /// Master keys of repositories opened before, so later opens skip the key derivation.
+    pub keys: KeyCache,
+}
+
+/// Master keys by repository location, for one config generation (a reload
+/// starts empty, so a changed password is used). Opening with the password
+/// costs a scrypt derivation (N = 2^17: ~0.3 s and 128 MiB) on every open; a
+/// job opens a repository two or three times. Holding the key is no more
+/// than holding the password, which the config already does. Never printed.
+#[derive(Clone, Default)]
+pub struct KeyCache(
+    std::sync::Arc<std::sync::Mutex<BTreeMap<String, rustic_core::repofile::MasterKey>>>,
+);
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map_or(0, |m| m.len());
+        write!(f, "KeyCache({n} keys)")
+    }
+}
+
+impl KeyCache {
+    fn get(&self, repo: &RepoSpec) -> Option<rustic_core::repofile::MasterKey> {
+        self.0.lock().ok()?.get(&repo.repository).cloned()
+    }
+    fn put(&self, repo: &RepoSpec, r: &Repository<OpenStatus>) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(repo.repository.clone(), r.key());
+        }
+    }
+    fn forget(&self, repo: &RepoSpec) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(&repo.repository);
+        }
+    }
 }
 
 /// A snapshot as lantern shows it.
@@ -196,7 +235,7 @@ fn unopened(ws: &Workspace, repo: &RepoSpec) -> Result<Repository<()>> {
         .to_backends()
         .map_err(rustic(repo, "connect"))?;
     let ropts = RepositoryOptions::default().cache_dir(ws.dir.join("cache"));
-    Repository::new(&ropts, &backends).map_err(rustic(repo, "connect"))
+    Repository::new_with_progress(&ropts, &backends, ws.bars).map_err(rustic(repo, "connect"))
 }
 
 fn credentials(repo: &RepoSpec) -> Credentials {
@@ -215,7 +254,23 @@ fn open(
     let r = unopened(ws, repo)?;
     let exists = r.config_id().map_err(rustic(repo, "open"))?.is_some();
     if exists {
-        return r.open(&credentials(repo)).map_err(rustic(repo, "open"));
+        if let Some(key) = ws.keys.get(repo) {
+            match r.open(&Credentials::Masterkey(key)) {
+                Ok(r) => return Ok(r),
+                // Re-created under the same location: derive afresh.
+                Err(e) => {
+                    tracing::debug!(repository = %repo.name, error = %first_line(&e), "cached key no longer opens it");
+                    ws.keys.forget(repo);
+                }
+            }
+            let r = unopened(ws, repo)?;
+            let opened = r.open(&credentials(repo)).map_err(rustic(repo, "open"))?;
+            ws.keys.put(repo, &opened);
+            return Ok(opened);
+        }
+        let opened = r.open(&credentials(repo)).map_err(rustic(repo, "open"))?;
+        ws.keys.put(repo, &opened);
+        return Ok(opened);
     }
     if !init {
         return Err(BackupError::Rustic {
@@ -229,7 +284,7 @@ fn open(
             .map_err(|e| BackupError::Other(format!("cannot create {}: {e}", p.display())))?;
     }
     tracing::info!(repository = %repo.name, "initialising repository");
-    match template {
+    let created = match template {
         Some(cfg) => {
             let mut cfg = cfg.clone();
             cfg.id = Id::random().into();
@@ -243,7 +298,9 @@ fn open(
                 &ConfigOptions::default(),
             )
             .map_err(rustic(repo, "init")),
-    }
+    }?;
+    ws.keys.put(repo, &created);
+    Ok(created)
 }
 
 fn set_snapshots(
@@ -259,11 +316,34 @@ fn set_snapshots(
 }
 
 /// Shell-quotes argv for rustic's `CommandInput`, which splits with shell words
-/// again: the command still runs without a shell.
-fn command_input(argv: &[String]) -> Result<CommandInput> {
-    shell_words::join(argv)
+/// again: the command still runs without a shell. rustic_core reads its stdout
+/// itself and offers no deadline, so coreutils `timeout` bounds it: TERM to
+/// its process group at `limit`, KILL 10 s later, exit 124 (a failed command,
+/// whose run's snapshot is deleted like any other).
+fn command_input(argv: &[String], limit: Duration) -> Result<CommandInput> {
+    // Rounded up: `timeout` takes whole seconds here, and never "0s" (no bound).
+    let secs = limit.as_secs() + u64::from(limit.subsec_nanos() > 0);
+    let secs = format!("{}s", secs.max(1));
+    let bounded = ["timeout", "--kill-after=10s", &secs]
+        .into_iter()
+        .chain(argv.iter().map(String::as_str));
+    shell_words::join(bounded)
         .parse::<CommandInput>()
         .map_err(BackupError::other)
+}
+
+/// Whether a failed stdin command was stopped by its `timeout` wrapper (exit 124).
+fn timed_out(e: &RusticError) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(rustic_core::CommandInputErrorKind::CommandErrorStatus { status, .. }) =
+            s.downcast_ref()
+        {
+            return status.code() == Some(124);
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Backs up a set to its primary repository under the tag `run_tag`. A failed
@@ -314,14 +394,22 @@ pub async fn backup(
             let list = PathList::from_string("-").map_err(rustic(&repo, "backup"))?;
             let opts = BackupOptions::default()
                 .stdin_filename(set.command_file.clone())
-                .stdin_command(command_input(argv)?);
+                .stdin_command(command_input(argv, set.command_timeout)?);
             match r.backup(&opts, &list, snap_opts()?) {
                 Ok(s) => add(&mut outcome, &s),
                 Err(e) => {
                     result = Err(BackupError::Rustic {
                         repo: repo.name.clone(),
                         op: "backup",
-                        message: format!("the command `{}` failed: {}", argv[0], first_line(&e)),
+                        message: if timed_out(&e) {
+                            format!(
+                                "the command `{}` timed out after {} (command-timeout) and was stopped",
+                                argv[0],
+                                humantime::format_duration(set.command_timeout)
+                            )
+                        } else {
+                            format!("the command `{}` failed: {}", argv[0], first_line(&e))
+                        },
                     })
                 }
             }
@@ -552,108 +640,21 @@ pub async fn restore(
         let r = r.to_indexed().map_err(rustic(&repo, "index"))?;
         std::fs::create_dir_all(&target)
             .map_err(|e| BackupError::Other(format!("cannot create {}: {e}", target.display())))?;
-        let target_str = format!("{}/", target.display());
         let mut out = RestoreOutcome::default();
         for snap in &chosen {
-            let node = r
-                .node_from_snapshot_and_path(snap, "")
-                .map_err(rustic(&repo, "restore"))?;
-            let ls: Vec<(PathBuf, rustic_core::repofile::Node)> = r
-                .ls(&node, &LsOptions::default())
-                .map_err(rustic(&repo, "restore"))?
-                .collect::<rustic_core::RusticResult<_>>()
-                .map_err(rustic(&repo, "restore"))?;
-            let dest = LocalDestination::new(&target_str, true, false)
-                .map_err(rustic(&repo, "restore"))?;
-            let ropts = RestoreOptions::default();
-            // rustic's restore decrypts whole packs ahead of the writers and
-            // peaks near the restored size in memory (rustic #1067); restoring
-            // the files in batches of RESTORE_BATCH bytes bounds that. Every
-            // batch carries all directories, so each exists and the last
-            // batch leaves their metadata right.
-            for batch in batches(&ls) {
-                let items = || {
-                    ls.iter()
-                        .enumerate()
-                        .filter(|(i, (_, n))| !n.is_file() || batch.contains(i))
-                        .map(|(_, item)| Ok(item.clone()))
-                };
-                let plan = r
-                    .prepare_restore(&ropts, items(), &dest, false)
-                    .map_err(rustic(&repo, "restore"))?;
-                r.restore(plan, &ropts, items(), &dest)
-                    .map_err(rustic(&repo, "restore"))?;
-            }
-            // Verify: every file node's chunks, hashed from what landed on disk.
-            for (path, node) in &ls {
-                let Some(content) = &node.content else {
-                    continue;
-                };
-                if !node.is_file() {
-                    continue;
+            let done = restore::snapshot(&r, snap, &target, ws.bars).map_err(|message| {
+                BackupError::Rustic {
+                    repo: repo.name.clone(),
+                    op: "restore",
+                    message,
                 }
-                let file = target.join(path);
-                out.files += 1;
-                match verify_file(&r, &file, content) {
-                    Ok(n) => out.bytes += n,
-                    Err(why) => out.mismatches.push(format!("{}: {why}", path.display())),
-                }
-            }
+            })?;
+            out.files += done.files;
+            out.bytes += done.bytes;
+            out.mismatches.extend(done.mismatches);
             out.snapshots.push(snap.id.to_hex().as_str().to_string());
         }
         Ok(out)
     })
     .await
-}
-
-/// Bytes of file content restored at once (see `restore`).
-const RESTORE_BATCH: u64 = 64 << 20;
-
-/// Indices of the file entries of `ls`, in groups of about RESTORE_BATCH bytes.
-fn batches(
-    ls: &[(PathBuf, rustic_core::repofile::Node)],
-) -> Vec<std::collections::BTreeSet<usize>> {
-    let mut out = vec![std::collections::BTreeSet::new()];
-    let mut size = 0u64;
-    for (i, (_, n)) in ls.iter().enumerate().filter(|(_, (_, n))| n.is_file()) {
-        if size > 0 && size + n.meta.size > RESTORE_BATCH {
-            out.push(std::collections::BTreeSet::new());
-            size = 0;
-        }
-        size += n.meta.size;
-        if let Some(b) = out.last_mut() {
-            b.insert(i);
-        }
-    }
-    out
-}
-
-fn verify_file<S: rustic_core::IndexedFull>(
-    r: &Repository<S>,
-    file: &Path,
-    content: &[rustic_core::DataId],
-) -> std::result::Result<u64, String> {
-    let mut f = File::open(file).map_err(|e| format!("cannot open: {e}"))?;
-    let mut total = 0u64;
-    let mut buf = Vec::new();
-    for id in content {
-        let len = r
-            .get_index_entry(id)
-            .map_err(|e| format!("blob not in index: {}", first_line(&e)))?
-            .data_length() as usize;
-        buf.resize(len, 0);
-        f.read_exact(&mut buf)
-            .map_err(|e| format!("short file: {e}"))?;
-        let digest = Sha256::digest(&buf);
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        if hex != id.to_hex().as_str() {
-            return Err(format!("content differs at byte {total}"));
-        }
-        total += len as u64;
-    }
-    let mut rest = [0u8; 1];
-    if f.read(&mut rest).map_err(|e| e.to_string())? != 0 {
-        return Err("longer than in the snapshot".into());
-    }
-    Ok(total)
 }

@@ -1,11 +1,13 @@
-//! The 3-2-1 verdict per set: three copies (live + two fresh repositories), two media, one off-site or offline.
+//! The 3-2-1 verdict per set: three copies (live + two fresh repositories), two media, one off-site or offline; a failing verdict is an incident.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::config::{BackupConfig, SetSpec};
+use crate::incident::{Raised, Raiser};
 
 /// The newest snapshot of a set in one repository, as last seen.
 #[derive(Debug, Clone)]
@@ -84,8 +86,16 @@ pub fn evaluate(
         (
             Reason::TooFewCopies,
             format!(
-                "{copies} copies (live data + {} repositories with a snapshot younger than {rpo_text}: {names:?}); 3 needed",
-                fresh.len()
+                "{copies} copies (live data + {} with a snapshot younger than {rpo_text}: {}); 3 needed",
+                match fresh.len() {
+                    1 => "1 repository".to_string(),
+                    n => format!("{n} repositories"),
+                },
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
             ),
         )
     } else if media.len() < 2 {
@@ -115,6 +125,101 @@ pub fn evaluate(
         copies,
         media: media.len(),
         offsite,
+    }
+}
+
+/// The dedup key of a set's compliance incident: one open incident per set.
+pub fn incident_key(set: &str) -> String {
+    format!("backup:{set}")
+}
+
+/// Turns verdicts into incidents: a set that fails 3-2-1 raises
+/// `backup:SET`, a compliant one clears it. Only the daemon has one (the
+/// CLI judges without paging anyone).
+pub struct Alerts {
+    raiser: Raiser,
+    /// The paging policy that health uses for a check naming none; `None`: no paging.
+    policy: Option<String>,
+    flap_window: Duration,
+    /// Per set, the verdict last written (compliant, detail). Empty after a
+    /// start or reload, so every set's first verdict is written: raising an
+    /// open incident or clearing a closed one writes nothing, so a restart
+    /// neither duplicates nor resolves and reopens.
+    written: HashMap<String, (bool, String)>,
+    swept: bool,
+}
+
+impl Alerts {
+    pub fn new(raiser: Raiser, policy: Option<String>, flap_window: Duration) -> Alerts {
+        Alerts {
+            raiser,
+            policy,
+            flap_window,
+            written: HashMap::new(),
+            swept: false,
+        }
+    }
+
+    /// Writes each verdict that differs from the one last written. The
+    /// first call also resolves the incidents of sets no longer configured.
+    pub async fn follow(&mut self, verdicts: &[Verdict]) {
+        if !self.swept {
+            self.swept = self.sweep(verdicts).await;
+        }
+        for v in verdicts {
+            let now = (v.compliant, v.detail.clone());
+            match self.written.get(&v.set) {
+                // A compliant set's changing detail concerns no incident.
+                Some(w) if (w.0 && v.compliant) || *w == now => continue,
+                _ => {}
+            }
+            let key = incident_key(&v.set);
+            let result = if v.compliant {
+                self.raiser.clear(&key, v.detail.clone()).await
+            } else {
+                let r = Raised {
+                    key,
+                    title: format!("backup set {}: 3-2-1 not met", v.set),
+                    reason: v.detail.clone(),
+                    policy: self.policy.clone(),
+                    at: std::time::SystemTime::now(),
+                };
+                self.raiser.raise(r, self.flap_window).await
+            };
+            match result {
+                Ok(_) => {
+                    self.written.insert(v.set.clone(), now);
+                }
+                // Not remembered as written: the next verdict tries again.
+                Err(e) => {
+                    tracing::error!(set = %v.set, error = %e, "cannot record the backup set's incident")
+                }
+            }
+        }
+    }
+
+    /// Resolves open `backup:` incidents whose set is not among `verdicts`; true when done.
+    async fn sweep(&self, verdicts: &[Verdict]) -> bool {
+        let keys = match self.raiser.open_keys(&incident_key("")).await {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list open backup incidents");
+                return false;
+            }
+        };
+        let mut ok = true;
+        for key in keys {
+            if verdicts.iter().any(|v| incident_key(&v.set) == key) {
+                continue;
+            }
+            let set = key.strip_prefix(&incident_key("")).unwrap_or(&key);
+            let reason = format!("backup set {set} is no longer configured");
+            if let Err(e) = self.raiser.clear(&key, reason).await {
+                tracing::error!(key, error = %e, "cannot resolve a removed set's incident");
+                ok = false;
+            }
+        }
+        ok
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 
 use super::adaptor::{self, BackupError, BackupOutcome, RestoreOutcome, Workspace};
+use super::child;
 use super::compliance::{self, Freshness, Verdict};
 use super::config::{BackupConfig, RepoSpec, SetSpec};
 use super::metrics::BackupMetrics;
@@ -40,6 +41,8 @@ impl Env {
             ws: Workspace {
                 dir,
                 lock_wait: cfg.lock_wait,
+                bars: adaptor::Bars { draw: false },
+                keys: adaptor::KeyCache::default(),
             },
             cfg,
             store: None,
@@ -221,22 +224,17 @@ pub fn run_tag() -> String {
     )
 }
 
-async fn hook(argv: &[String], what: &str, set: &str) -> Result<(), BackupError> {
-    let out = tokio::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .env("LANTERN_BACKUP_SET", set)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| BackupError::Other(format!("{what} hook `{}` cannot run: {e}", argv[0])))?;
+/// Runs a `before` or `after` hook for at most the set's `hook-timeout`.
+async fn hook(argv: &[String], what: &str, set: &SetSpec) -> Result<(), BackupError> {
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..]).env("LANTERN_BACKUP_SET", &set.name);
+    let label = format!("{what} hook `{}`", argv[0]);
+    let out = child::run(cmd, &label, "hook-timeout", set.hook_timeout).await?;
     if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
         return Err(BackupError::Other(format!(
-            "{what} hook `{}` failed ({}): {}",
-            argv[0],
+            "{label} failed ({}): {}",
             out.status,
-            err.trim().lines().last().unwrap_or("")
+            out.stderr.trim().lines().last().unwrap_or("")
         )));
     }
     Ok(())
@@ -251,11 +249,11 @@ pub async fn snapshot(env: &Env, set_name: &str) -> Result<BackupOutcome, Backup
     let start = Utc::now();
     let result = async {
         if let Some(b) = &set.before {
-            hook(b, "before", &set.name).await?;
+            hook(b, "before", &set).await?;
         }
         let r = adaptor::backup(env.ws.clone(), repo.clone(), set.clone(), tag.clone()).await;
         if let Some(a) = &set.after {
-            hook(a, "after", &set.name).await?;
+            hook(a, "after", &set).await?;
         }
         r
     }
@@ -474,23 +472,23 @@ pub async fn drill(env: &Env, set_name: &str) -> Result<RestoreOutcome, BackupEr
     let result = async {
         let out = restore(env, &set.name, None, "latest", scratch.clone()).await?;
         if let Some(argv) = &set.drill_verify {
-            let o = tokio::process::Command::new(&argv[0])
-                .args(&argv[1..])
+            let mut cmd = tokio::process::Command::new(&argv[0]);
+            cmd.args(&argv[1..])
                 .current_dir(&scratch)
-                .env("LANTERN_DRILL_DIR", &scratch)
-                .stdin(std::process::Stdio::null())
-                .kill_on_drop(true)
-                .output()
-                .await
-                .map_err(|e| {
-                    BackupError::Other(format!("drill-verify `{}` cannot run: {e}", argv[0]))
-                })?;
+                .env("LANTERN_DRILL_DIR", &scratch);
+            let label = format!("drill-verify `{}`", argv[0]);
+            let o = child::run(
+                cmd,
+                &label,
+                "drill-verify-timeout",
+                set.drill_verify_timeout,
+            )
+            .await?;
             if !o.status.success() {
                 return Err(BackupError::Other(format!(
-                    "drill-verify `{}` failed ({}): {}",
-                    argv[0],
+                    "{label} failed ({}): {}",
                     o.status,
-                    String::from_utf8_lossy(&o.stderr).trim()
+                    o.stderr.trim()
                 )));
             }
         }

@@ -5,6 +5,7 @@
 //! judges 3-2-1 per set; `schedule` is the daemon's task; `store` keeps runs.
 
 pub mod adaptor;
+mod child;
 pub mod compliance;
 pub mod config;
 pub mod jobs;

@@ -1,5 +1,7 @@
 //! Backup run records and API run requests in SQLite.
 
+use std::collections::HashMap;
+
 use chrono::Utc;
 use rusqlite::params;
 use serde::Serialize;
@@ -129,6 +131,20 @@ pub async fn take_requests(store: &Store) -> Result<Vec<(String, String, String)
             )?;
             tx.commit()?;
             Ok(out)
+        })
+        .await
+}
+
+/// When each (set, job) last started, in Unix milliseconds, whatever its
+/// result: what the catch-up at start compares the schedules with.
+pub async fn last_starts(store: &Store) -> Result<HashMap<(String, String), i64>, StoreError> {
+    store
+        .call(|c| {
+            let mut st = c.prepare(
+                "SELECT set_name, job, max(started_ms) FROM backup_runs GROUP BY set_name, job",
+            )?;
+            let rows = st.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?;
+            rows.collect()
         })
         .await
 }

@@ -90,6 +90,7 @@ pub fn backup(args: BackupArgs) -> ExitCode {
         &config.daemon.state_dir,
         &format!("cli:{user}"),
     );
+    env.ws.bars = crate::backup::adaptor::Bars::for_terminal();
     let state_dir = config.daemon.state_dir.clone();
     let result = super::block_on(async move {
         // The store records the run; while the daemon holds it, the run

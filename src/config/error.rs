@@ -12,7 +12,8 @@ pub const EXIT_CONFIG: u8 = 78;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub file: PathBuf,
-    /// 1-based; `None` when the key is not written in the file (a default broke).
+    /// 1-based: the key's line, or its table's when the key is not written
+    /// (a required key left out); `None` when neither is (a default broke).
     pub line: Option<usize>,
     /// Dotted path, e.g. `server.listen` or `checks[2].url`.
     pub key: Option<String>,

@@ -88,6 +88,18 @@ pub fn line_of_key(text: &str, path: &str) -> Option<usize> {
     span.map(|s| line_of_offset(text, s.start))
 }
 
+/// The line of `path`, or when it is not written (a required key left out)
+/// the line of the nearest table above it that is, e.g. its `[[checks]]` header.
+pub fn line_of_key_or_table(text: &str, path: &str) -> Option<usize> {
+    let mut path = path;
+    loop {
+        if let Some(line) = line_of_key(text, path) {
+            return Some(line);
+        }
+        path = &path[..path.rfind(['.', '['])?];
+    }
+}
+
 enum Segment<'a> {
     Key(&'a str),
     Index(usize),
@@ -162,6 +174,14 @@ mod tests {
         assert_eq!(line_of_key(DOC, "checks[1].url"), Some(10));
         assert_eq!(line_of_key(DOC, "checks[0].name"), Some(6));
         assert_eq!(line_of_key(DOC, "server.absent"), None);
+    }
+
+    #[test]
+    fn a_key_not_written_points_at_its_table() {
+        assert_eq!(line_of_key_or_table(DOC, "checks[1].absent"), Some(8));
+        assert_eq!(line_of_key_or_table(DOC, "server.absent"), Some(2));
+        assert_eq!(line_of_key_or_table(DOC, "server.listen"), Some(3));
+        assert_eq!(line_of_key_or_table(DOC, "nowhere.absent"), None);
     }
 
     #[test]

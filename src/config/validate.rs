@@ -39,7 +39,7 @@ impl<'a> Ctx<'a> {
     pub fn error(&mut self, key: &str, message: impl Into<String>) {
         self.errors.push(ConfigError {
             file: self.file.to_path_buf(),
-            line: locate::line_of_key(self.text, key),
+            line: locate::line_of_key_or_table(self.text, key),
             key: Some(key.to_string()),
             message: message.into(),
         });

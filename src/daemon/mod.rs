@@ -128,6 +128,7 @@ pub async fn run(launch: Launch) -> anyhow::Result<()> {
         store.clone(),
         metrics.clone(),
         config_rx.clone(),
+        incident::Raiser::new(store.clone(), incident_metrics.clone(), pager.wake.clone()),
         shutdown.clone(),
     ));
 

@@ -3,7 +3,8 @@
 //! The recorder is the only writer of incidents. It receives flips in order
 //! from `health` and writes each in one transaction (the flip, the incident
 //! change and its timeline event), so a restart finds exactly what happened.
-//! Reads for the API go through the same store.
+//! Reads for the API go through the same store. Incidents raised outside
+//! the checks (a backup set failing 3-2-1) are written by `external`, by key.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -17,6 +18,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::health::{Flip, State};
 use crate::store::{Store, StoreError, from_ms, to_ms};
+
+mod external;
+
+pub use external::{Raised, Raiser, clear, open_keys, raise};
 
 /// The dedup key of a check's incidents: one open incident per check.
 pub fn dedup_key(check: &str) -> String {
@@ -37,6 +42,8 @@ pub enum Change {
 pub struct Incident {
     pub id: i64,
     pub dedup_key: String,
+    /// The check's name; for an incident raised outside the checks, its key
+    /// (`backup:nightly`), which no check's name can equal.
     pub check: String,
     pub title: String,
     pub status: String,

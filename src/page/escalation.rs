@@ -172,6 +172,7 @@ struct Row {
 #[derive(Debug)]
 struct IncidentInfo {
     check: String,
+    dedup_key: String,
     title: String,
     reason: Option<String>,
     opened_ms: i64,
@@ -260,7 +261,7 @@ fn load(c: &Connection, id: i64) -> rusqlite::Result<Option<(Row, IncidentInfo)>
         .optional()?;
     let Some(row) = row else { return Ok(None) };
     let incident = c.query_row(
-        "SELECT check_name, title, last_reason, opened_ms, status FROM incidents WHERE id = ?1",
+        "SELECT check_name, title, last_reason, opened_ms, status, dedup_key FROM incidents WHERE id = ?1",
         [id],
         |r| {
             Ok(IncidentInfo {
@@ -269,6 +270,7 @@ fn load(c: &Connection, id: i64) -> rusqlite::Result<Option<(Row, IncidentInfo)>
                 reason: r.get(2)?,
                 opened_ms: r.get(3)?,
                 status: r.get(4)?,
+                dedup_key: r.get(5)?,
             })
         },
     )?;
@@ -460,25 +462,32 @@ fn incident_message(
         .map(|r| r.time_zone)
         .unwrap_or(chrono_tz::Tz::UTC);
     let opened_local = opened.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z");
-    let (title, zh) = match kind {
-        MessageKind::Resolve => (
-            format!("RESOLVED: {}", incident.title),
+    // A backup incident's "check" is its key (`backup:SET`); it reads as the set.
+    let backup_set = incident.dedup_key.strip_prefix("backup:");
+    let (subject, zh_down, zh_still, zh_back) = match backup_set {
+        Some(set) => (
+            format!("backup set {set}"),
+            format!("【故障】备份集 {set} 不满足 3-2-1"),
+            format!("【仍未恢复】备份集 {set} 仍不满足 3-2-1,请尽快处理"),
+            format!("【已恢复】备份集 {set} 已满足 3-2-1"),
+        ),
+        None => (
+            format!("check {}", incident.check),
+            format!("【故障】{} 不可用", incident.check),
+            format!("【仍未恢复】{} 仍不可用,请尽快处理", incident.check),
             format!("【已恢复】{} 已恢复正常", incident.check),
         ),
-        MessageKind::Reminder => (
-            format!("STILL DOWN: {}", incident.title),
-            format!("【仍未恢复】{} 仍不可用,请尽快处理", incident.check),
-        ),
-        _ => (
-            incident.title.clone(),
-            format!("【故障】{} 不可用", incident.check),
-        ),
+    };
+    let (title, zh) = match kind {
+        MessageKind::Resolve => (format!("RESOLVED: {}", incident.title), zh_back),
+        MessageKind::Reminder => (format!("STILL DOWN: {}", incident.title), zh_still),
+        _ => (incident.title.clone(), zh_down),
     };
     let ack_url = (kind != MessageKind::Resolve && incident.status == "open")
         .then(|| cx.ack_url(Subject::Incident(row.incident_id), dest.person.as_deref()));
     let mut text = format!(
-        "{zh}\n{title}\nincident #{} · check {} · since {opened_local}\n",
-        row.incident_id, incident.check
+        "{zh}\n{title}\nincident #{} · {subject} · since {opened_local}\n",
+        row.incident_id
     );
     if let Some(r) = &incident.reason {
         text.push_str(&format!("reason / 原因: {r}\n"));
@@ -494,7 +503,7 @@ fn incident_message(
     }
     Message {
         kind,
-        dedup_key: crate::incident::dedup_key(&incident.check),
+        dedup_key: incident.dedup_key.clone(),
         incident_id: Some(row.incident_id),
         severity: if kind == MessageKind::Resolve {
             Severity::Info

@@ -10,6 +10,7 @@ use tokio::io::AsyncReadExt;
 use super::{Facts, ProbeContext};
 use crate::config::RawCheck;
 use crate::config::validate::Ctx;
+use crate::process_group::GroupKiller;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -59,7 +60,7 @@ impl Spec {
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", self.argv[0]))?;
         // Dropped with this future when the check's timeout fires: the group dies with it.
-        let mut group = child.id().map(|pid| GroupKiller { pid, armed: true });
+        let mut group = child.id().map(GroupKiller::new);
         let mut stdout = child.stdout.take();
         let mut stderr = child.stderr.take();
         let read = |pipe: Option<tokio::process::ChildStdout>| async move {
@@ -93,22 +94,5 @@ impl Spec {
             output: Some(Facts::cap(output)),
             ..Facts::default()
         })
-    }
-}
-
-/// Kills a process group when dropped while armed (the command was still running).
-struct GroupKiller {
-    pid: u32,
-    armed: bool,
-}
-
-impl Drop for GroupKiller {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
-            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-        }
     }
 }

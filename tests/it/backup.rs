@@ -145,6 +145,67 @@ async fn a_restore_is_byte_for_byte_equal_to_the_source_and_excludes_stay_out() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_restore_brings_back_modes_times_and_symlinks_and_can_run_over_itself() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let s = Setup::new();
+    let data = s.path("data");
+    write_files(&data);
+    let set_mode = |p: &str, mode: u32| {
+        std::fs::set_permissions(data.join(p), std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    std::fs::write(data.join("run.sh"), "#!/bin/sh\n").unwrap();
+    set_mode("run.sh", 0o750);
+    std::fs::write(data.join("frozen"), "read only").unwrap();
+    set_mode("frozen", 0o444);
+    symlink("sub/big.bin", data.join("link")).unwrap();
+    let old = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(data.join("sub/big.bin"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let env = s.env(&format!(
+        "[backup]\n{}\n[[backup.sets]]\nname = \"files\"\npaths = [\"data\"]\n",
+        repo("main", "repos/main", "")
+    ));
+    jobs::snapshot(&env, "files").await.unwrap();
+    let target = s.path("restore");
+    // Twice: the second restore lands on the first one's read-only file.
+    for round in 0..2 {
+        let r = jobs::restore(&env, "files", None, "latest", target.clone())
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(r.files, 6, "round {round}: {r:?}");
+        assert!(r.mismatches.is_empty(), "round {round}: {r:?}");
+        let back = restored(&target, &data);
+        let mode = |p: &str| {
+            std::fs::symlink_metadata(back.join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        assert_eq!(mode("run.sh"), 0o750, "round {round}");
+        assert_eq!(mode("frozen"), 0o444, "round {round}");
+        assert_eq!(
+            std::fs::read_link(back.join("link")).unwrap(),
+            Path::new("sub/big.bin"),
+            "round {round}"
+        );
+        assert_eq!(
+            std::fs::metadata(back.join("sub/big.bin"))
+                .unwrap()
+                .modified()
+                .unwrap(),
+            old,
+            "round {round}"
+        );
+        assert_eq!(tree(&back), tree(&data), "round {round}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_failing_dump_command_leaves_no_snapshot_behind() {
     let s = Setup::new();
     std::fs::write(s.path("data/x"), "x").unwrap();
@@ -724,4 +785,82 @@ async fn a_job_on_a_repository_another_job_holds_waits_then_reports_busy() {
     assert!(start.elapsed() >= Duration::from_secs(1));
     drop(held);
     jobs::snapshot(&env, "files").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_during_a_running_backup_lets_it_finish_and_record_its_run() {
+    let s = Setup::new();
+    std::fs::write(s.path("data/x"), "x").unwrap();
+    // The before hook says it started, then holds the run until `go` exists.
+    let hook = format!(
+        "touch {started}; while [ ! -e {go} ]; do sleep 0.05; done",
+        started = s.path("started").display(),
+        go = s.path("go").display()
+    );
+    let body = format!(
+        "[backup]\n{}\n[[backup.sets]]\nname = \"files\"\npaths = [\"data\"]\nbefore = [\"sh\", \"-c\", {hook:?}]\nsnapshot = \"off\"\ncopy = \"off\"\nforget = \"off\"\ndrill = \"off\"\n",
+        repo("main", "repos/main", ""),
+    );
+    let env = s.env(&body);
+    let config = support::TestConfig {
+        path: s.config.clone(),
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let d = support::InProcess::resume(config).await;
+    let client = reqwest::Client::new();
+    let status = client
+        .post(d.url("/api/v1/backups/files/run?job=snapshot"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 202);
+    let started = s.path("started");
+    assert!(
+        poll_async(Duration::from_secs(30), || {
+            let started = started.clone();
+            async move { started.exists() }
+        })
+        .await,
+        "the hook never started"
+    );
+    let status = client
+        .post(d.url("/api/v1/reload"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "reload: {status}");
+    std::fs::write(s.path("go"), "").unwrap();
+    let url = d.url("/api/v1/backups");
+    let finished = poll_async(Duration::from_secs(60), || {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            let body: serde_json::Value =
+                client.get(url).send().await.unwrap().json().await.unwrap();
+            body["runs"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .any(|r| r["job"] == "snapshot" && r["result"] == "success")
+        }
+    })
+    .await;
+    assert!(
+        finished,
+        "the run interrupted by the reload was not recorded"
+    );
+    let snaps = adaptor::snapshots(
+        env.ws.clone(),
+        env.repo("main").unwrap().clone(),
+        Some("files".into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+    d.stop().await.unwrap();
 }

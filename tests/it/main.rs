@@ -1,6 +1,8 @@
 //! One integration-test binary: lantern against real parts (its own binary, promtool, Prometheus, systemd-analyze).
 
 mod backup;
+mod backup_incident;
+mod backup_timeouts;
 mod channels;
 mod checks_daemon;
 mod config_files;
