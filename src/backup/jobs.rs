@@ -291,6 +291,15 @@ pub async fn snapshot(env: &Env, set_name: &str) -> Result<BackupOutcome, Backup
 /// Copies the set's new snapshots to every other repository. An absent
 /// offline repository is reported as absent, once per run, not as an error.
 pub async fn copy(env: &Env, set_name: &str) -> Vec<(String, Result<usize, BackupError>)> {
+    copy_to(env, set_name, None).await
+}
+
+/// Copies the set's new snapshots to `only` (one of its copy targets), or to all of them.
+pub async fn copy_to(
+    env: &Env,
+    set_name: &str,
+    only: Option<&str>,
+) -> Vec<(String, Result<usize, BackupError>)> {
     let Ok(set) = env.set(set_name).cloned() else {
         return vec![(
             set_name.into(),
@@ -303,7 +312,7 @@ pub async fn copy(env: &Env, set_name: &str) -> Vec<(String, Result<usize, Backu
         return Vec::new();
     };
     let mut out = Vec::new();
-    for name in &set.copy_to {
+    for name in set.copy_to.iter().filter(|n| only.is_none_or(|o| o == n.as_str())) {
         let Ok(dst) = env.repo(name).cloned() else {
             continue;
         };

@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::adaptor;
 use super::compliance::Alerts;
 use super::jobs::{self, Env};
 use super::metrics::BackupMetrics;
@@ -67,6 +68,35 @@ impl Job {
             Job::ReadData => ("*", "read-data"),
             Job::Run(_) => return None,
         })
+    }
+}
+
+/// Which offline repositories were attached at the last look (a stat each, every tick).
+struct Attached(HashMap<String, bool>);
+
+impl Attached {
+    fn now(env: &Env) -> Attached {
+        Attached(
+            env.cfg
+                .repositories
+                .iter()
+                .filter(|r| r.offline)
+                .map(|r| (r.name.clone(), adaptor::presence(r).is_ok()))
+                .collect(),
+        )
+    }
+
+    /// The offline repositories that were absent at the last look and are here now.
+    fn newly_attached(&mut self, env: &Env) -> Vec<String> {
+        let seen = Attached::now(env);
+        let out = seen
+            .0
+            .iter()
+            .filter(|(name, here)| **here && self.0.get(*name) == Some(&false))
+            .map(|(name, _)| name.clone())
+            .collect();
+        *self = seen;
+        out
     }
 }
 
@@ -183,7 +213,11 @@ async fn serve(
 ) {
     env.refresh_all().await;
     let mut verdicts = HashMap::new();
-    alerts.follow(&env.evaluate(&mut verdicts)).await;
+    // Metrics at once; incidents only after the first pass below has run
+    // what was missed, so a fresh install is not paged for having no
+    // snapshot yet a second before its first one.
+    env.evaluate(&mut verdicts);
+    let mut first_pass = true;
     let now = Utc::now();
     let mut due: Vec<Due> = schedules(env)
         .into_iter()
@@ -193,6 +227,7 @@ async fn serve(
         })
         .collect();
     catch_up(store, &mut due, now).await;
+    let mut media = Attached::now(env);
     let mut last_verdict = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -228,7 +263,17 @@ async fn serve(
                 ran = true;
             }
         }
-        if ran || last_verdict.elapsed() >= env.cfg.compliance_interval {
+        // An offline medium is copied to when it is plugged in, not only
+        // when the daily copy happens to find it attached.
+        for repo in media.newly_attached(env) {
+            for set in env.cfg.sets.iter().filter(|s| s.copy_to.contains(&repo)) {
+                tracing::info!(repository = %repo, set = %set.name, "offline repository attached: copying");
+                jobs::copy_to(env, &set.name, Some(&repo)).await;
+                ran = true;
+            }
+        }
+        if ran || first_pass || last_verdict.elapsed() >= env.cfg.compliance_interval {
+            first_pass = false;
             alerts.follow(&env.evaluate(&mut verdicts)).await;
             last_verdict = Instant::now();
         }

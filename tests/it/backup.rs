@@ -864,3 +864,76 @@ async fn a_reload_during_a_running_backup_lets_it_finish_and_record_its_run() {
     assert_eq!(snaps.len(), 1, "{snaps:?}");
     d.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_offline_repository_is_copied_to_as_soon_as_it_is_attached() {
+    let s = Setup::new();
+    std::fs::write(s.path("data/x"), "x").unwrap();
+    // No copy schedule at all: only the attachment can start the copy.
+    let body = format!(
+        "[backup]\n{}{}\n[[backup.sets]]\nname = \"files\"\npaths = [\"data\"]\nsnapshot = \"off\"\ncopy = \"off\"\nforget = \"off\"\ndrill = \"off\"\n",
+        repo("main", "repos/main", ""),
+        repo("usb", "usb", "medium = \"usb-disk\"\noffline = true"),
+    );
+    let env = s.env(&body);
+    let config = support::TestConfig {
+        path: s.config.clone(),
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let d = support::InProcess::resume(config).await;
+    let client = reqwest::Client::new();
+    let runs = || {
+        let client = client.clone();
+        let url = d.url("/api/v1/backups");
+        async move {
+            let body: serde_json::Value =
+                client.get(url).send().await.unwrap().json().await.unwrap();
+            body["runs"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    let status = client
+        .post(d.url("/api/v1/backups/files/run?job=snapshot"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 202);
+    assert!(
+        poll_async(Duration::from_secs(60), || async {
+            runs()
+                .await
+                .iter()
+                .any(|r| r["job"] == "snapshot" && r["result"] == "success")
+        })
+        .await,
+        "the snapshot was not taken"
+    );
+    assert!(
+        !runs().await.iter().any(|r| r["job"] == "copy"),
+        "nothing copies while the medium is away"
+    );
+    std::fs::create_dir(s.path("usb")).unwrap();
+    assert!(
+        poll_async(Duration::from_secs(60), || async {
+            runs().await.iter().any(|r| {
+                r["job"] == "copy"
+                    && r["repository"] == "usb"
+                    && r["result"] == "success"
+                    && r["who"] == "schedule"
+            })
+        })
+        .await,
+        "plugging the medium in did not copy to it: {:?}",
+        runs().await
+    );
+    let on_usb = adaptor::snapshots(
+        env.ws.clone(),
+        env.repo("usb").unwrap().clone(),
+        Some("files".into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(on_usb.len(), 1, "{on_usb:?}");
+    d.stop().await.unwrap();
+}

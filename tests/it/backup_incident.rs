@@ -364,3 +364,43 @@ async fn a_snapshot_whose_scheduled_fire_was_missed_runs_at_start_and_only_once(
     );
     d.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_install_is_not_paged_before_its_first_caught_up_runs() {
+    let s = Setup::new();
+    // Nothing recorded yet: the snapshot and the copy are caught up at
+    // start, after which the set complies; judging before them would open
+    // (and page) an incident for the second the repositories were empty.
+    s.write(&format!(
+        "{}{PAGING}",
+        backup(
+            "files",
+            "snapshot = \"0 * * * *\"\ncopy = \"5 * * * *\"\nforget = \"off\"\ndrill = \"off\"\n",
+            "",
+        )
+    ));
+    let d = s.start().await;
+    let done = poll_async(Duration::from_secs(60), || async {
+        let runs = runs(&d).await;
+        ["snapshot", "copy"].iter().all(|j| {
+            runs.iter()
+                .any(|r| r["job"] == *j && r["result"] == "success")
+        })
+    })
+    .await;
+    assert!(
+        done,
+        "the missed runs were not caught up: {:?}",
+        runs(&d).await
+    );
+    // One more compliance round after both (compliance-interval is 1s).
+    request(&d, "files", "forget").await;
+    let forgot = poll_async(Duration::from_secs(60), || async {
+        runs(&d).await.iter().any(|r| r["job"] == "forget")
+    })
+    .await;
+    assert!(forgot, "{:?}", runs(&d).await);
+    assert_eq!(incidents(&d, KEY).await, Vec::<Value>::new());
+    assert!(pages(&s).is_empty(), "{:?}", pages(&s));
+    d.stop().await.unwrap();
+}
