@@ -312,7 +312,11 @@ pub async fn copy_to(
         return Vec::new();
     };
     let mut out = Vec::new();
-    for name in set.copy_to.iter().filter(|n| only.is_none_or(|o| o == n.as_str())) {
+    for name in set
+        .copy_to
+        .iter()
+        .filter(|n| only.is_none_or(|o| o == n.as_str()))
+    {
         let Ok(dst) = env.repo(name).cloned() else {
             continue;
         };
