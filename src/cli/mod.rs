@@ -5,6 +5,7 @@ mod backup;
 mod check_config;
 mod oncall;
 mod run;
+mod state;
 mod status;
 
 use std::net::SocketAddr;
@@ -64,6 +65,11 @@ pub enum Command {
     Handover {
         #[command(subcommand)]
         command: HandoverCommand,
+    },
+    /// lantern's own state: `dump` writes a consistent copy of its database to stdout.
+    State {
+        #[command(subcommand)]
+        command: state::StateCommand,
     },
     /// Print the version, revision and compiler.
     Version,
@@ -180,6 +186,7 @@ pub fn main(cli: Cli) -> ExitCode {
                 },
         } => ack::handover_note(daemon, text, author),
         Command::Backup(args) => backup::backup(args),
+        Command::State { command } => state::state(command),
         Command::Version => {
             println!(
                 "lantern {} (revision {}, rustc {})",

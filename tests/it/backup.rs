@@ -2,59 +2,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lantern::backup::adaptor::{self, BackupError};
-use lantern::backup::jobs::{self, Env};
-use lantern::config::Config;
+use lantern::backup::jobs;
 
+use crate::backup_setup::{Setup, reload, repo, request, runs};
 use crate::support::{self, TOKEN, free_port, poll_async};
-
-const PASSWORD: &str = "backup-test-password";
-
-/// A temp dir holding a config with `[backup]` (`body`), its state, repositories and data.
-struct Setup {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-}
-
-impl Setup {
-    fn new() -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("pw"), format!("{PASSWORD}\n")).unwrap();
-        std::fs::create_dir(dir.path().join("data")).unwrap();
-        let config = dir.path().join("lantern.toml");
-        Setup { dir, config }
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn write(&self, body: &str) -> Config {
-        let text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\napi-token = \"{TOKEN}\"\n\n[daemon]\nstate-dir = \"state\"\ngrace-period = \"5s\"\ntick-interval = \"100ms\"\n\n{body}\n"
-        );
-        std::fs::write(&self.config, &text).unwrap();
-        Config::parse(&self.config, &text).unwrap_or_else(|e| panic!("{e}\n{text}"))
-    }
-
-    fn env(&self, body: &str) -> Env {
-        let config = self.write(body);
-        Env::new(
-            Arc::new(config.backup.expect("a [backup] section")),
-            &config.daemon.state_dir,
-            "test",
-        )
-    }
-}
-
-fn repo(name: &str, location: &str, extra: &str) -> String {
-    format!(
-        "[[backup.repositories]]\nname = \"{name}\"\nrepository = \"{location}\"\npassword-file = \"pw\"\n{extra}\n"
-    )
-}
 
 fn write_files(dir: &Path) {
     std::fs::create_dir_all(dir.join("sub")).unwrap();
@@ -534,11 +488,7 @@ async fn the_daemon_runs_a_requested_backup_records_it_and_exports_its_metrics()
         repo("usb", "usb", "medium = \"usb-disk\"\noffline = true"),
     );
     s.write(&body);
-    let config = support::TestConfig {
-        path: s.config.clone(),
-        dir: tempfile::tempdir().unwrap(),
-    };
-    let d = support::InProcess::resume(config).await;
+    let d = s.start().await;
     let client = reqwest::Client::new();
     let status = client
         .post(d.url("/api/v1/backups/files/run"))
@@ -563,20 +513,13 @@ async fn the_daemon_runs_a_requested_backup_records_it_and_exports_its_metrics()
         .unwrap()
         .status();
     assert_eq!(status, 202);
-    let url = d.url("/api/v1/backups");
-    let recorded = poll_async(Duration::from_secs(60), || {
-        let client = client.clone();
-        let url = url.clone();
-        async move {
-            let body: serde_json::Value =
-                client.get(url).send().await.unwrap().json().await.unwrap();
-            let runs = body["runs"].as_array().cloned().unwrap_or_default();
-            runs.iter()
-                .any(|r| r["job"] == "snapshot" && r["result"] == "success" && r["who"] == "api")
-                && runs
-                    .iter()
-                    .any(|r| r["job"] == "copy" && r["result"] == "absent")
-        }
+    let recorded = poll_async(Duration::from_secs(60), || async {
+        let runs = runs(&d).await;
+        runs.iter()
+            .any(|r| r["job"] == "snapshot" && r["result"] == "success" && r["who"] == "api")
+            && runs
+                .iter()
+                .any(|r| r["job"] == "copy" && r["result"] == "absent")
     })
     .await;
     assert!(recorded, "the run was not recorded");
@@ -749,11 +692,7 @@ async fn the_daemon_takes_snapshots_on_its_cron_schedule() {
         "[backup]\n{}\n[[backup.sets]]\nname = \"files\"\npaths = [\"data\"]\nsnapshot = \"*/2 * * * * *\"\ncopy = \"off\"\nforget = \"off\"\ndrill = \"off\"\n",
         repo("main", "repos/main", ""),
     ));
-    let config = support::TestConfig {
-        path: s.config.clone(),
-        dir: tempfile::tempdir().unwrap(),
-    };
-    let d = support::InProcess::resume(config).await;
+    let d = s.start().await;
     let url = d.url("/metrics");
     let two = poll_async(Duration::from_secs(60), || {
         let url = url.clone();
@@ -802,20 +741,8 @@ async fn a_reload_during_a_running_backup_lets_it_finish_and_record_its_run() {
         repo("main", "repos/main", ""),
     );
     let env = s.env(&body);
-    let config = support::TestConfig {
-        path: s.config.clone(),
-        dir: tempfile::tempdir().unwrap(),
-    };
-    let d = support::InProcess::resume(config).await;
-    let client = reqwest::Client::new();
-    let status = client
-        .post(d.url("/api/v1/backups/files/run?job=snapshot"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 202);
+    let d = s.start().await;
+    request(&d, "files", "snapshot").await;
     let started = s.path("started");
     assert!(
         poll_async(Duration::from_secs(30), || {
@@ -825,29 +752,13 @@ async fn a_reload_during_a_running_backup_lets_it_finish_and_record_its_run() {
         .await,
         "the hook never started"
     );
-    let status = client
-        .post(d.url("/api/v1/reload"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert!(status.is_success(), "reload: {status}");
+    reload(&d).await;
     std::fs::write(s.path("go"), "").unwrap();
-    let url = d.url("/api/v1/backups");
-    let finished = poll_async(Duration::from_secs(60), || {
-        let client = client.clone();
-        let url = url.clone();
-        async move {
-            let body: serde_json::Value =
-                client.get(url).send().await.unwrap().json().await.unwrap();
-            body["runs"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .iter()
-                .any(|r| r["job"] == "snapshot" && r["result"] == "success")
-        }
+    let finished = poll_async(Duration::from_secs(60), || async {
+        runs(&d)
+            .await
+            .iter()
+            .any(|r| r["job"] == "snapshot" && r["result"] == "success")
     })
     .await;
     assert!(
@@ -876,32 +787,11 @@ async fn an_offline_repository_is_copied_to_as_soon_as_it_is_attached() {
         repo("usb", "usb", "medium = \"usb-disk\"\noffline = true"),
     );
     let env = s.env(&body);
-    let config = support::TestConfig {
-        path: s.config.clone(),
-        dir: tempfile::tempdir().unwrap(),
-    };
-    let d = support::InProcess::resume(config).await;
-    let client = reqwest::Client::new();
-    let runs = || {
-        let client = client.clone();
-        let url = d.url("/api/v1/backups");
-        async move {
-            let body: serde_json::Value =
-                client.get(url).send().await.unwrap().json().await.unwrap();
-            body["runs"].as_array().cloned().unwrap_or_default()
-        }
-    };
-    let status = client
-        .post(d.url("/api/v1/backups/files/run?job=snapshot"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 202);
+    let d = s.start().await;
+    request(&d, "files", "snapshot").await;
     assert!(
         poll_async(Duration::from_secs(60), || async {
-            runs()
+            runs(&d)
                 .await
                 .iter()
                 .any(|r| r["job"] == "snapshot" && r["result"] == "success")
@@ -910,13 +800,13 @@ async fn an_offline_repository_is_copied_to_as_soon_as_it_is_attached() {
         "the snapshot was not taken"
     );
     assert!(
-        !runs().await.iter().any(|r| r["job"] == "copy"),
+        !runs(&d).await.iter().any(|r| r["job"] == "copy"),
         "nothing copies while the medium is away"
     );
     std::fs::create_dir(s.path("usb")).unwrap();
     assert!(
         poll_async(Duration::from_secs(60), || async {
-            runs().await.iter().any(|r| {
+            runs(&d).await.iter().any(|r| {
                 r["job"] == "copy"
                     && r["repository"] == "usb"
                     && r["result"] == "success"
@@ -925,7 +815,7 @@ async fn an_offline_repository_is_copied_to_as_soon_as_it_is_attached() {
         })
         .await,
         "plugging the medium in did not copy to it: {:?}",
-        runs().await
+        runs(&d).await
     );
     let on_usb = adaptor::snapshots(
         env.ws.clone(),

@@ -1,63 +1,14 @@
 //! Backup sets and incidents on a real daemon: a set failing 3-2-1 opens one `backup:SET` incident that pages and resolves, survives restarts once, and missed schedules are caught up at start.
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use lantern::backup::jobs::{self, Env};
-use lantern::config::Config;
+use lantern::backup::jobs;
 use serde_json::Value;
 
-use crate::support::{InProcess, TOKEN, TestConfig, poll_async};
+use crate::backup_setup::{Setup, reload, request, runs};
+use crate::support::{InProcess, poll_async};
 
-const PASSWORD: &str = "backup-incident-test-password";
 const KEY: &str = "backup:files";
-
-/// A temp dir holding the config, its state, the repositories and the data.
-struct Setup {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-}
-
-impl Setup {
-    fn new() -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("pw"), format!("{PASSWORD}\n")).unwrap();
-        std::fs::create_dir(dir.path().join("data")).unwrap();
-        std::fs::write(dir.path().join("data/x"), "x").unwrap();
-        let config = dir.path().join("lantern.toml");
-        Setup { dir, config }
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn write(&self, body: &str) -> Config {
-        let text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\napi-token = \"{TOKEN}\"\n\n[daemon]\nstate-dir = \"state\"\ngrace-period = \"5s\"\ntick-interval = \"100ms\"\n\n{body}\n"
-        );
-        std::fs::write(&self.config, &text).unwrap();
-        Config::parse(&self.config, &text).unwrap_or_else(|e| panic!("{e}\n{text}"))
-    }
-
-    /// The jobs' environment for the written config, without a store (as the CLI).
-    fn env(&self, config: Config) -> Env {
-        Env::new(
-            Arc::new(config.backup.expect("a [backup] section")),
-            &config.daemon.state_dir,
-            "test",
-        )
-    }
-
-    async fn start(&self) -> InProcess {
-        InProcess::resume(TestConfig {
-            path: self.config.clone(),
-            dir: tempfile::tempdir().unwrap(),
-        })
-        .await
-    }
-}
 
 /// `[backup]` with a local primary and an off-site copy on another medium:
 /// the set `files` complies once both hold a fresh snapshot. `schedules`
@@ -171,25 +122,6 @@ async fn state_events(d: &InProcess, id: i64) -> Vec<String> {
         .collect()
 }
 
-async fn request(d: &InProcess, set: &str, job: &str) {
-    let status = reqwest::Client::new()
-        .post(d.url(&format!("/api/v1/backups/{set}/run?job={job}")))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 202);
-}
-
-/// The recorded runs, newest first.
-async fn runs(d: &InProcess) -> Vec<Value> {
-    get_json(d.url("/api/v1/backups")).await["runs"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
 /// The lines the file channel wrote, parsed.
 fn pages(s: &Setup) -> Vec<Value> {
     std::fs::read_to_string(s.path("pages.jsonl"))
@@ -218,9 +150,12 @@ async fn wait_page(s: &Setup, what: &str, f: impl Fn(&Value) -> bool) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_set_without_a_fresh_offsite_copy_opens_one_incident_that_pages_and_a_copy_resolves_it() {
     let s = Setup::new();
+    std::fs::write(s.path("data/x"), "x").unwrap();
     let config = s.write(&format!("{}\n{PAGING}", backup("files", NO_SCHEDULES, "")));
     // The primary holds a fresh snapshot; the off-site repository holds none.
-    jobs::snapshot(&s.env(config), "files").await.unwrap();
+    jobs::snapshot(&Setup::env_of(config), "files")
+        .await
+        .unwrap();
     let d = s.start().await;
 
     let open = wait_incident(&d, KEY, "open").await;
@@ -261,6 +196,7 @@ async fn a_set_without_a_fresh_offsite_copy_opens_one_incident_that_pages_and_a_
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restart_while_a_set_is_not_compliant_keeps_its_one_incident_open() {
     let s = Setup::new();
+    std::fs::write(s.path("data/x"), "x").unwrap();
     s.write(&backup("files", NO_SCHEDULES, ""));
     let d = s.start().await;
     let open = wait_incident(&d, KEY, "open").await;
@@ -299,18 +235,12 @@ async fn a_restart_while_a_set_is_not_compliant_keeps_its_one_incident_open() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_set_removed_by_a_reload_has_its_incident_resolved() {
     let s = Setup::new();
+    std::fs::write(s.path("data/x"), "x").unwrap();
     s.write(&backup("files", NO_SCHEDULES, ""));
     let d = s.start().await;
     wait_incident(&d, KEY, "open").await;
     s.write(&backup("renamed", NO_SCHEDULES, ""));
-    let status = reqwest::Client::new()
-        .post(d.url("/api/v1/reload"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert!(status.is_success(), "{status}");
+    reload(&d).await;
     let resolved = wait_incident(&d, KEY, "resolved").await;
     assert!(incidents(&d, KEY).await.len() == 1, "{resolved}");
     wait_incident(&d, "backup:renamed", "open").await;
@@ -329,6 +259,7 @@ fn scheduled_snapshots(runs: &[Value]) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_snapshot_whose_scheduled_fire_was_missed_runs_at_start_and_only_once() {
     let s = Setup::new();
+    std::fs::write(s.path("data/x"), "x").unwrap();
     // Fires once a year: its last fire was missed (no run is recorded) and
     // its next one is months away, so only a catch-up can take a snapshot.
     s.write(&backup(
@@ -368,6 +299,7 @@ async fn a_snapshot_whose_scheduled_fire_was_missed_runs_at_start_and_only_once(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fresh_install_is_not_paged_before_its_first_caught_up_runs() {
     let s = Setup::new();
+    std::fs::write(s.path("data/x"), "x").unwrap();
     // Nothing recorded yet: the snapshot and the copy are caught up at
     // start, after which the set complies; judging before them would open
     // (and page) an incident for the second the repositories were empty.

@@ -1,69 +1,38 @@
 //! Backup commands that hang: hooks, the dump command and the drill's verify command stop at their timeouts, with their children.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use lantern::backup::adaptor;
 use lantern::backup::jobs::{self, Env};
-use lantern::config::Config;
 
-use crate::support::{TOKEN, poll_async};
-
-const PASSWORD: &str = "backup-timeout-test-password";
+use crate::backup_setup::{Setup, repo};
+use crate::support::poll_async;
 
 /// Each hanging command sleeps this long; a test passing well inside it shows the timeout acted.
 const HANG: &str = "30";
 const FAST: Duration = Duration::from_secs(15);
 
-/// A temp dir holding a config with `[backup]` (`body`), its state, repositories and data.
-struct Setup {
-    dir: tempfile::TempDir,
+/// An `Env` over one local repository `main` and the `[[backup.sets]]` in `sets`.
+fn env_on_main(s: &Setup, sets: &str) -> Env {
+    s.env(&format!(
+        "[backup]\n{}\n{sets}",
+        repo("main", "repos/main", "")
+    ))
 }
 
-impl Setup {
-    fn new() -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("pw"), format!("{PASSWORD}\n")).unwrap();
-        std::fs::create_dir(dir.path().join("data")).unwrap();
-        std::fs::write(dir.path().join("data/a.txt"), "alpha\n").unwrap();
-        Setup { dir }
-    }
+/// A shell line that starts `sleep` in the background, writes its pid to
+/// `name` in the temp dir and waits: killing only the shell would leave it.
+fn sleeper(s: &Setup, name: &str) -> String {
+    format!("sleep {HANG} & echo $! > {}; wait", s.path(name).display())
+}
 
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    /// An `Env` over one local repository `main` and the `[[backup.sets]]` in `sets`.
-    fn env(&self, sets: &str) -> Env {
-        let text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\napi-token = \"{TOKEN}\"\n\n[daemon]\nstate-dir = \"state\"\n\n[backup]\n[[backup.repositories]]\nname = \"main\"\nrepository = \"repos/main\"\npassword-file = \"pw\"\n\n{sets}\n"
-        );
-        let file = self.path("lantern.toml");
-        std::fs::write(&file, &text).unwrap();
-        let config = Config::parse(&file, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        Env::new(
-            Arc::new(config.backup.expect("a [backup] section")),
-            &config.daemon.state_dir,
-            "test",
-        )
-    }
-
-    /// A shell line that starts `sleep` in the background, writes its pid to
-    /// `name` in the temp dir and waits: killing only the shell would leave it.
-    fn sleeper(&self, name: &str) -> String {
-        format!(
-            "sleep {HANG} & echo $! > {}; wait",
-            self.path(name).display()
-        )
-    }
-
-    async fn snapshots(&self, env: &Env) -> usize {
-        adaptor::snapshots(env.ws.clone(), env.repo("main").unwrap().clone(), None)
-            .await
-            .unwrap()
-            .len()
-    }
+/// How many snapshots the repository `main` holds.
+async fn snapshots(env: &Env) -> usize {
+    adaptor::snapshots(env.ws.clone(), env.repo("main").unwrap().clone(), None)
+        .await
+        .unwrap()
+        .len()
 }
 
 /// Whether the process whose pid is in `file` has ended (gone, or a zombie awaiting its reaper).
@@ -91,13 +60,17 @@ async fn ends_soon(file: &Path) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hook_past_its_timeout_fails_the_run_fast_naming_the_hook_and_its_children_die() {
     let s = Setup::new();
-    let env = s.env(&format!(
-        "[[backup.sets]]\nname = \"stuck\"\npaths = [\"data\"]\nbefore = [\"sh\", \"-c\", \"{}\"]\nhook-timeout = \"1s\"\n\n[[backup.sets]]\nname = \"quick\"\npaths = [\"data\"]\nbefore = [\"true\"]\nafter = [\"true\"]\nhook-timeout = \"1s\"\n",
-        s.sleeper("hook.pid")
-    ));
+    std::fs::write(s.path("data/a.txt"), "alpha\n").unwrap();
+    let env = env_on_main(
+        &s,
+        &format!(
+            "[[backup.sets]]\nname = \"stuck\"\npaths = [\"data\"]\nbefore = [\"sh\", \"-c\", \"{}\"]\nhook-timeout = \"1s\"\n\n[[backup.sets]]\nname = \"quick\"\npaths = [\"data\"]\nbefore = [\"true\"]\nafter = [\"true\"]\nhook-timeout = \"1s\"\n",
+            sleeper(&s, "hook.pid")
+        ),
+    );
     // Hooks that finish in time run under the same timeout (and the repository is made).
     jobs::snapshot(&env, "quick").await.unwrap();
-    assert_eq!(s.snapshots(&env).await, 1);
+    assert_eq!(snapshots(&env).await, 1);
     let clock = Instant::now();
     let err = jobs::snapshot(&env, "stuck").await.unwrap_err().to_string();
     assert!(clock.elapsed() < FAST, "took {:?}", clock.elapsed());
@@ -110,7 +83,7 @@ async fn a_hook_past_its_timeout_fails_the_run_fast_naming_the_hook_and_its_chil
         "the hook's background child outlived the timeout"
     );
     assert_eq!(
-        s.snapshots(&env).await,
+        snapshots(&env).await,
         1,
         "a failed before hook takes no snapshot"
     );
@@ -119,10 +92,14 @@ async fn a_hook_past_its_timeout_fails_the_run_fast_naming_the_hook_and_its_chil
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dump_command_past_its_timeout_is_stopped_and_leaves_no_snapshot() {
     let s = Setup::new();
-    let env = s.env(&format!(
-        "[[backup.sets]]\nname = \"db\"\ncommand = [\"sh\", \"-c\", \"echo partial dump; {}\"]\ncommand-file = \"db.sql\"\ncommand-timeout = \"1s\"\n\n[[backup.sets]]\nname = \"ok\"\ncommand = [\"echo\", \"a good dump\"]\ncommand-file = \"ok.sql\"\ncommand-timeout = \"1s\"\n",
-        s.sleeper("dump.pid")
-    ));
+    std::fs::write(s.path("data/a.txt"), "alpha\n").unwrap();
+    let env = env_on_main(
+        &s,
+        &format!(
+            "[[backup.sets]]\nname = \"db\"\ncommand = [\"sh\", \"-c\", \"echo partial dump; {}\"]\ncommand-file = \"db.sql\"\ncommand-timeout = \"1s\"\n\n[[backup.sets]]\nname = \"ok\"\ncommand = [\"echo\", \"a good dump\"]\ncommand-file = \"ok.sql\"\ncommand-timeout = \"1s\"\n",
+            sleeper(&s, "dump.pid")
+        ),
+    );
     let clock = Instant::now();
     let err = jobs::snapshot(&env, "db").await.unwrap_err().to_string();
     assert!(clock.elapsed() < FAST, "took {:?}", clock.elapsed());
@@ -134,7 +111,7 @@ async fn a_dump_command_past_its_timeout_is_stopped_and_leaves_no_snapshot() {
         ends_soon(&s.path("dump.pid")).await,
         "the dump's background child outlived the timeout"
     );
-    assert_eq!(s.snapshots(&env).await, 0, "the partial dump was kept");
+    assert_eq!(snapshots(&env).await, 0, "the partial dump was kept");
 
     // A dump that ends in time goes through the same wrapper, byte for byte.
     jobs::snapshot(&env, "ok").await.unwrap();
@@ -151,10 +128,14 @@ async fn a_dump_command_past_its_timeout_is_stopped_and_leaves_no_snapshot() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_drill_verify_past_its_timeout_fails_the_drill_and_cleans_up() {
     let s = Setup::new();
-    let env = s.env(&format!(
-        "[[backup.sets]]\nname = \"files\"\npaths = [\"data\"]\ndrill-verify = [\"sh\", \"-c\", \"{}\"]\ndrill-verify-timeout = \"1s\"\n",
-        s.sleeper("verify.pid")
-    ));
+    std::fs::write(s.path("data/a.txt"), "alpha\n").unwrap();
+    let env = env_on_main(
+        &s,
+        &format!(
+            "[[backup.sets]]\nname = \"files\"\npaths = [\"data\"]\ndrill-verify = [\"sh\", \"-c\", \"{}\"]\ndrill-verify-timeout = \"1s\"\n",
+            sleeper(&s, "verify.pid")
+        ),
+    );
     jobs::snapshot(&env, "files").await.unwrap();
     let clock = Instant::now();
     let err = jobs::drill(&env, "files").await.unwrap_err().to_string();

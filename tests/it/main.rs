@@ -2,6 +2,7 @@
 
 mod backup;
 mod backup_incident;
+mod backup_setup;
 mod backup_timeouts;
 mod channels;
 mod checks_daemon;
@@ -15,5 +16,6 @@ mod probe_http;
 mod probe_promql_flow;
 mod probe_tls_dns;
 mod prometheus;
+mod state_dump;
 mod support;
 mod systemd;
