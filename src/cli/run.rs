@@ -41,6 +41,7 @@ pub fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let grace = config.daemon.grace_period;
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         shutdown::watch_signals(shutdown.clone())?;
@@ -55,6 +56,11 @@ pub fn run(args: RunArgs) -> ExitCode {
         })
         .await
     });
+    // A backup still running on a blocking thread (rustic cannot be
+    // cancelled) gets the grace period, then is abandoned: a repository
+    // stays consistent when its writer dies at any point. Dropping the
+    // runtime instead would wait for it however long it takes.
+    runtime.shutdown_timeout(grace);
     match result {
         Ok(()) => {
             tracing::info!("stopped");

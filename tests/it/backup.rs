@@ -827,3 +827,43 @@ async fn an_offline_repository_is_copied_to_as_soon_as_it_is_attached() {
     assert_eq!(on_usb.len(), 1, "{on_usb:?}");
     d.stop().await.unwrap();
 }
+
+#[test]
+fn sigterm_during_a_backup_exits_within_the_grace_periods_not_when_the_backup_ends() {
+    use rustix::process::Signal;
+    let s = Setup::new();
+    std::fs::write(s.path("data/x"), "x").unwrap();
+    // A dump that says it started, then runs far past the test's patience.
+    let dump = format!(
+        "echo $$ > {pid}; touch {started}; exec sleep 120",
+        pid = s.path("dump.pid").display(),
+        started = s.path("started").display()
+    );
+    s.write(&format!(
+        "[backup]\n{}\n[[backup.sets]]\nname = \"db\"\ncommand = [\"sh\", \"-c\", {dump:?}]\ncommand-file = \"db.sql\"\nsnapshot = \"off\"\ncopy = \"off\"\nforget = \"off\"\ndrill = \"off\"\n",
+        repo("main", "repos/main", ""),
+    ));
+    let mut p = support::Process::start(&s.config, &[], &[]);
+    let status = support::post_with_token(&p.url("/api/v1/backups/db/run?job=snapshot"), TOKEN);
+    assert_eq!(status, 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !s.path("started").exists() {
+        assert!(Instant::now() < deadline, "the dump never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = Instant::now();
+    p.signal(Signal::TERM);
+    // The config's grace-period is 5s: the drain, then as long again for
+    // the blocking backup thread.
+    let status = p.wait_exit(Duration::from_secs(20));
+    let took = sent.elapsed();
+    if let Some(pid) = std::fs::read_to_string(s.path("dump.pid"))
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok())
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process(pid, Signal::KILL);
+    }
+    assert_eq!(status.code(), Some(0), "{}", p.log.join("\n"));
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+}
