@@ -61,16 +61,9 @@ fn rustic(repo: &RepoSpec, op: &'static str) -> impl FnOnce(Box<RusticError>) ->
     move |e| BackupError::Rustic {
         repo,
         op,
-        message: e
-            .to_string()
-            .lines()
-            .next()
-            .unwrap_or("unknown error")
-            .trim()
-            .to_string(),
+        message: first_line(&e),
     }
 }
-
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
@@ -432,15 +425,30 @@ pub async fn backup(
     .await
 }
 
+/// rustic's headline ("… an error related to `input/output operations`")
+/// and, when it adds something, the innermost cause ("No space left on
+/// device"), which is what an operator needs to act on.
 fn first_line(e: &RusticError) -> String {
-    e.to_string()
+    let head = e
+        .to_string()
         .lines()
         .next()
-        .unwrap_or("")
+        .unwrap_or("unknown error")
         .trim()
-        .to_string()
+        .to_string();
+    let mut cause = None;
+    let mut next = std::error::Error::source(e);
+    while let Some(s) = next {
+        cause = Some(s.to_string());
+        next = s.source();
+    }
+    match cause {
+        Some(c) if !c.is_empty() && !head.contains(&c) => {
+            format!("{}: {c}", head.trim_end_matches('.'))
+        }
+        _ => head,
+    }
 }
-
 /// Snapshots of `label` (all with `None`), oldest first.
 pub async fn snapshots(ws: Workspace, repo: RepoSpec, label: Option<String>) -> Result<Vec<Snap>> {
     blocking(move || {

@@ -867,3 +867,54 @@ fn sigterm_during_a_backup_exits_within_the_grace_periods_not_when_the_backup_en
     assert_eq!(status.code(), Some(0), "{}", p.log.join("\n"));
     assert!(took < Duration::from_secs(15), "took {took:?}");
 }
+
+/// Mounts a tmpfs of `mib` MiB at `dir` for the life of the guard (needs root, as CI runs).
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: PathBuf, mib: u32) -> SmallDisk {
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs to fill it and needs root (CI runs as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk(dir)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_target_fails_the_backup_with_the_cause_and_a_later_run_succeeds() {
+    let s = Setup::new();
+    // Incompressible, and more than the disk holds.
+    let noise: Vec<u8> = (0..6_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761).rotate_left(i % 31) >> 7) as u8)
+        .collect();
+    std::fs::write(s.path("data/big.bin"), &noise).unwrap();
+    let disk = SmallDisk::mount(s.path("small"), 3);
+    let env = s.env(&format!(
+        "[backup]\n{}\n[[backup.sets]]\nname = \"files\"\npaths = [\"data\"]\n",
+        repo("main", "small/repo", "")
+    ));
+    let err = jobs::snapshot(&env, "files").await.unwrap_err().to_string();
+    assert!(
+        err.contains("repository main") && err.contains("No space left on device"),
+        "{err}"
+    );
+    // Room again (the data shrank): the same repository takes the next run.
+    std::fs::write(s.path("data/big.bin"), "small now").unwrap();
+    let out = jobs::snapshot(&env, "files").await.unwrap();
+    assert_eq!(out.snapshots.len(), 1, "{out:?}");
+    drop(disk);
+}
