@@ -100,7 +100,7 @@ async fn a_restore_is_byte_for_byte_equal_to_the_source_and_excludes_stay_out() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restore_brings_back_modes_times_and_symlinks_and_can_run_over_itself() {
-    use std::os::unix::fs::{PermissionsExt, symlink};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
     let s = Setup::new();
     let data = s.path("data");
     write_files(&data);
@@ -112,6 +112,7 @@ async fn a_restore_brings_back_modes_times_and_symlinks_and_can_run_over_itself(
     std::fs::write(data.join("frozen"), "read only").unwrap();
     set_mode("frozen", 0o444);
     symlink("sub/big.bin", data.join("link")).unwrap();
+    std::fs::hard_link(data.join("a.txt"), data.join("sub/a-again.txt")).unwrap();
     let old = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
     std::fs::File::options()
         .write(true)
@@ -130,7 +131,7 @@ async fn a_restore_brings_back_modes_times_and_symlinks_and_can_run_over_itself(
         let r = jobs::restore(&env, "files", None, "latest", target.clone())
             .await
             .unwrap_or_else(|e| panic!("round {round}: {e}"));
-        assert_eq!(r.files, 6, "round {round}: {r:?}");
+        assert_eq!(r.files, 7, "round {round}: {r:?}");
         assert!(r.mismatches.is_empty(), "round {round}: {r:?}");
         let back = restored(&target, &data);
         let mode = |p: &str| {
@@ -154,6 +155,12 @@ async fn a_restore_brings_back_modes_times_and_symlinks_and_can_run_over_itself(
                 .unwrap(),
             old,
             "round {round}"
+        );
+        let inode = |p: &str| std::fs::metadata(back.join(p)).unwrap().ino();
+        assert_eq!(
+            inode("a.txt"),
+            inode("sub/a-again.txt"),
+            "round {round}: a hard link again"
         );
         assert_eq!(tree(&back), tree(&data), "round {round}");
     }

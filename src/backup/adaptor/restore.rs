@@ -66,9 +66,25 @@ where
         }
     }
     let files: Vec<&(PathBuf, Node)> = ls.iter().filter(|(_, n)| n.is_file()).collect();
+    // A hard link's later names are linked by rustic to the first; they must
+    // not exist as files of their own when it does.
+    let mut seen_inodes = std::collections::HashSet::new();
+    let mut first_names = Vec::with_capacity(files.len());
+    for item in &files {
+        let m = &item.1.meta;
+        if m.links > 1
+            && m.device_id != 0
+            && m.inode != 0
+            && !seen_inodes.insert((m.device_id, m.inode))
+        {
+            let _ = std::fs::remove_file(target.join(&item.0));
+        } else {
+            first_names.push(*item);
+        }
+    }
     let p = bars.bytes("restoring file contents");
-    p.set_length(files.iter().map(|(_, n)| n.meta.size).sum());
-    write_contents(r, &files, target, &p)?;
+    p.set_length(first_names.iter().map(|(_, n)| n.meta.size).sum());
+    write_contents(r, &first_names, target, &p)?;
     p.finish();
 
     // Metadata, and whatever is not a regular file, by rustic itself.
