@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -16,12 +16,12 @@ use base64::Engine;
 use lantern::config::Config;
 use lantern::page::channel::ChannelSpec;
 use lantern::page::{Mention, Message, MessageKind, Outcome, Severity};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use ring::{digest, hmac};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use crate::support::{free_port, repo_root};
+use crate::support::{KillOnDrop, free_port, repo_root};
+use crate::tls_support::Pki;
 
 // ---- helpers ---------------------------------------------------------------
 
@@ -889,16 +889,10 @@ rate-limit = 0
 
 /// aiosmtpd on a free port, writing each received mail as JSON into `dir`.
 struct SmtpSink {
-    child: Child,
+    // Declared first so the sink is gone before its dir is removed.
+    _child: KillOnDrop,
     port: u16,
     dir: tempfile::TempDir,
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Debian's python3 has python3-aiosmtpd; a pyenv shim earlier on PATH may not.
@@ -944,7 +938,11 @@ impl SmtpSink {
             Ok("ready"),
             "the SMTP sink did not start (is python3-aiosmtpd installed?)"
         );
-        SmtpSink { child, port, dir }
+        SmtpSink {
+            _child: KillOnDrop(child),
+            port,
+            dir,
+        }
     }
 
     /// The mails received so far, waiting up to `limit` for at least `n`.
@@ -965,41 +963,6 @@ impl SmtpSink {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-}
-
-/// A CA and a leaf for 127.0.0.1 it signed, written as PEM files.
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(DnType::CommonName, "lantern smtp test CA");
-        ca.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca_cert = ca.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca, ca_key);
-        let leaf_key = KeyPair::generate().unwrap();
-        let mut leaf =
-            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-        leaf.distinguished_name
-            .push(DnType::CommonName, "127.0.0.1");
-        let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("ca.pem"), ca_cert.pem()).unwrap();
-        std::fs::write(dir.path().join("cert.pem"), leaf_cert.pem()).unwrap();
-        std::fs::write(dir.path().join("key.pem"), leaf_key.serialize_pem()).unwrap();
-        Pki { dir }
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
     }
 }
 
@@ -1039,7 +1002,7 @@ async fn an_email_without_tls_reaches_the_sink_with_chinese_subject_and_body_int
 
 #[tokio::test]
 async fn starttls_required_works_against_a_tls_sink_and_refuses_one_without_tls() {
-    let pki = Pki::new();
+    let pki = Pki::new(365);
     let tls_sink = SmtpSink::start(Some((&pki.path("cert.pem"), &pki.path("key.pem"))));
     let ca = format!("ca-file = \"{}\"", pki.path("ca.pem").display());
     let auth = "username = \"lantern\"\npassword = \"s3cret\"";

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::Value;
 
-use crate::support::{InProcess, TOKEN, metric_value, poll_async};
+use crate::support::{InProcess, TOKEN, get_json, get_text, metric_value, poll_async};
 
 /// A real HTTP target whose health the test flips.
 pub struct Target {
@@ -90,12 +90,8 @@ conditions = ["status == 200", "body contains ok"]
     )
 }
 
-async fn json(url: String) -> Value {
-    reqwest::get(url).await.unwrap().json().await.unwrap()
-}
-
 async fn check_state(d: &InProcess, name: &str) -> String {
-    let v = json(d.url(&format!("/api/v1/checks/{name}"))).await;
+    let v = get_json(&d.url(&format!("/api/v1/checks/{name}"))).await;
     v["state"].as_str().unwrap_or("").to_string()
 }
 
@@ -124,7 +120,7 @@ async fn wait_incidents(d: &InProcess, n: usize) -> Vec<Value> {
 }
 
 async fn open_incidents(d: &InProcess) -> Vec<Value> {
-    json(d.url("/api/v1/incidents?status=open")).await["incidents"]
+    get_json(&d.url("/api/v1/incidents?status=open")).await["incidents"]
         .as_array()
         .cloned()
         .unwrap_or_default()
@@ -148,12 +144,7 @@ async fn an_outage_opens_an_incident_and_recovery_resolves_it_with_a_timeline() 
             .contains("status == 200"),
         "{open:?}"
     );
-    let metrics = reqwest::get(d.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&d.url("/metrics")).await;
     assert_eq!(metric_value(&metrics, "lantern_incidents_open"), Some(1.0));
     assert!(
         metrics.contains(r#"lantern_check_state{check="storefront",state="DOWN"} 1"#),
@@ -164,7 +155,7 @@ async fn an_outage_opens_an_incident_and_recovery_resolves_it_with_a_timeline() 
     target.set(true);
     wait_state(&d, "storefront", "UP").await;
     let id = open[0]["id"].as_i64().unwrap();
-    let detail = json(d.url(&format!("/api/v1/incidents/{id}"))).await;
+    let detail = get_json(&d.url(&format!("/api/v1/incidents/{id}"))).await;
     assert_eq!(detail["incident"]["status"], "resolved");
     let kinds: Vec<&str> = detail["timeline"]
         .as_array()
@@ -210,7 +201,7 @@ async fn an_open_incident_and_its_notes_survive_a_restart_and_recovery_resolves_
     assert_eq!(open_incidents(&d).await.len(), 1, "no second incident");
     target.set(true);
     wait_state(&d, "storefront", "UP").await;
-    let detail = json(d.url(&format!("/api/v1/incidents/{id}"))).await;
+    let detail = get_json(&d.url(&format!("/api/v1/incidents/{id}"))).await;
     assert_eq!(detail["incident"]["status"], "resolved");
     let timeline = detail["timeline"].as_array().unwrap();
     assert!(
@@ -299,7 +290,7 @@ token = "job-token-0123456789abcdef"
     wait_state(&d, "backup", "UP").await;
     assert_eq!(ping("/3", Some(TOKEN)).await, 200);
     wait_state(&d, "backup", "DOWN").await;
-    let v = json(d.url("/api/v1/checks/backup")).await;
+    let v = get_json(&d.url("/api/v1/checks/backup")).await;
     assert!(
         v["last"]["reason"]
             .as_str()
@@ -311,7 +302,7 @@ token = "job-token-0123456789abcdef"
     let config = d.stop().await.unwrap();
     let d = InProcess::resume(config).await;
     wait_state(&d, "backup", "DOWN").await;
-    let v = json(d.url("/api/v1/checks/backup")).await;
+    let v = get_json(&d.url("/api/v1/checks/backup")).await;
     assert!(
         v["last"]["reason"]
             .as_str()
@@ -350,7 +341,7 @@ async fn a_maintenance_window_from_the_api_keeps_probing_and_opens_no_incident_u
     target.set(false);
     let hits = target.hits.load(Ordering::SeqCst);
     let ok = poll_async(Duration::from_secs(10), || async {
-        json(d.url("/api/v1/checks/storefront")).await["health"] == "DOWN"
+        get_json(&d.url("/api/v1/checks/storefront")).await["health"] == "DOWN"
     })
     .await;
     assert!(ok, "still probed and judged underneath the window");
@@ -359,7 +350,7 @@ async fn a_maintenance_window_from_the_api_keeps_probing_and_opens_no_incident_u
         open_incidents(&d).await.is_empty(),
         "no incident in maintenance"
     );
-    let status = json(d.url("/api/v1/status")).await;
+    let status = get_json(&d.url("/api/v1/status")).await;
     assert_eq!(
         status["mode"], "normal",
         "a window on one check is not the whole shop"
@@ -386,10 +377,10 @@ async fn the_status_follows_the_checks_and_an_explicit_mode_wins_across_a_restar
     let target = Target::start().await;
     let d = InProcess::start(&shop_check(target.addr)).await;
     wait_state(&d, "storefront", "UP").await;
-    assert_eq!(json(d.url("/api/v1/status")).await["mode"], "normal");
+    assert_eq!(get_json(&d.url("/api/v1/status")).await["mode"], "normal");
     target.set(false);
     wait_state(&d, "storefront", "DOWN").await;
-    let s = json(d.url("/api/v1/status")).await;
+    let s = get_json(&d.url("/api/v1/status")).await;
     assert_eq!(s["mode"], "degraded");
     assert_eq!(s["source"], "computed");
 
@@ -432,7 +423,7 @@ async fn the_status_follows_the_checks_and_an_explicit_mode_wins_across_a_restar
 
     let config = d.stop().await.unwrap();
     let d = InProcess::resume(config).await;
-    let s = json(d.url("/api/v1/status")).await;
+    let s = get_json(&d.url("/api/v1/status")).await;
     assert_eq!(
         s["mode"], "manual-intake",
         "a restart does not silently reopen the shop"
@@ -447,6 +438,6 @@ async fn the_status_follows_the_checks_and_an_explicit_mode_wins_across_a_restar
     assert_eq!(cleared.status(), 200);
     target.set(true);
     wait_state(&d, "storefront", "UP").await;
-    assert_eq!(json(d.url("/api/v1/status")).await["mode"], "normal");
+    assert_eq!(get_json(&d.url("/api/v1/status")).await["mode"], "normal");
     d.stop().await.unwrap();
 }

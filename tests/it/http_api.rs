@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 
-use crate::support::{InProcess, TOKEN, metric_value};
+use crate::support::{InProcess, TOKEN, get_json, get_text, metric_value};
 
 async fn post_reload(d: &InProcess, token: Option<&str>) -> reqwest::Response {
     let mut req = reqwest::Client::new().post(d.url("/api/v1/reload"));
@@ -10,15 +10,6 @@ async fn post_reload(d: &InProcess, token: Option<&str>) -> reqwest::Response {
         req = req.bearer_auth(t);
     }
     req.send().await.unwrap()
-}
-
-async fn metrics(d: &InProcess) -> String {
-    reqwest::get(d.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -74,12 +65,7 @@ async fn health_readiness_and_landing_answer() {
     }
     let r = reqwest::get(d.url("/api/v1/nope")).await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let info: serde_json::Value = reqwest::get(d.url("/api/v1/info"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: serde_json::Value = get_json(&d.url("/api/v1/info")).await;
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(info["ready"], true);
     d.stop().await.unwrap();
@@ -152,7 +138,10 @@ async fn a_bad_reload_keeps_the_running_config_and_a_good_one_swaps_it() {
         "{body}"
     );
     assert_eq!(
-        metric_value(&metrics(&d).await, "lantern_config_last_reload_successful"),
+        metric_value(
+            &get_text(&d.url("/metrics")).await,
+            "lantern_config_last_reload_successful"
+        ),
         Some(0.0)
     );
     // Still running on the old config: the old token still works.
@@ -165,7 +154,10 @@ async fn a_bad_reload_keeps_the_running_config_and_a_good_one_swaps_it() {
     std::fs::write(&d.config.path, good.replace(TOKEN, new_token)).unwrap();
     assert_eq!(post_reload(&d, Some(TOKEN)).await.status(), StatusCode::OK);
     assert_eq!(
-        metric_value(&metrics(&d).await, "lantern_config_last_reload_successful"),
+        metric_value(
+            &get_text(&d.url("/metrics")).await,
+            "lantern_config_last_reload_successful"
+        ),
         Some(1.0)
     );
     assert_eq!(

@@ -166,18 +166,25 @@ fn json_logs_are_one_object_a_line() {
     }
 }
 
-#[test]
-fn a_state_dir_that_cannot_be_created_is_a_clear_error() {
-    let cfg = TestConfig::new("");
-    std::fs::write(cfg.dir.path().join("state"), "a file, not a directory").unwrap();
+/// `lantern run` on `cfg` in the foreground until it exits, for starts that
+/// must fail: the exit code and stderr.
+fn run_to_exit(cfg: &TestConfig) -> (Option<i32>, String) {
     let out = Command::new(bin())
         .args(["run", "--config"])
         .arg(&cfg.path)
         .args(["--listen", "127.0.0.1:0", "--log-format", "text"])
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), stderr)
+}
+
+#[test]
+fn a_state_dir_that_cannot_be_created_is_a_clear_error() {
+    let cfg = TestConfig::new("");
+    std::fs::write(cfg.dir.path().join("state"), "a file, not a directory").unwrap();
+    let (code, stderr) = run_to_exit(&cfg);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("state directory") && stderr.contains("state"),
         "{stderr}"
@@ -190,14 +197,8 @@ fn a_corrupt_store_is_a_clear_error_not_a_panic() {
     let cfg = TestConfig::new("");
     std::fs::create_dir_all(cfg.state_dir()).unwrap();
     std::fs::write(cfg.state_dir().join("lantern.db"), vec![7u8; 16384]).unwrap();
-    let out = Command::new(bin())
-        .args(["run", "--config"])
-        .arg(&cfg.path)
-        .args(["--listen", "127.0.0.1:0", "--log-format", "text"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = run_to_exit(&cfg);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("corrupt") && stderr.contains("lantern.db"),
         "{stderr}"
@@ -210,14 +211,8 @@ fn a_second_lantern_on_the_same_state_dir_is_refused() {
     let cfg = TestConfig::new("");
     let first = Process::start(&cfg.path, &[], &[]);
     ready(&first);
-    let out = Command::new(bin())
-        .args(["run", "--config"])
-        .arg(&cfg.path)
-        .args(["--listen", "127.0.0.1:0", "--log-format", "text"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = run_to_exit(&cfg);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("in use by another lantern"), "{stderr}");
     assert_eq!(
         get(&first.url("/-/ready")).0,

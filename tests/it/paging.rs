@@ -10,7 +10,7 @@ use axum::routing::post;
 use serde_json::Value;
 
 use crate::checks_daemon::Target;
-use crate::support::{InProcess, Process, TOKEN, TestConfig, poll_async};
+use crate::support::{InProcess, Process, TOKEN, TestConfig, get_json, get_text, poll_async};
 
 /// What the receiver answers next: a queue of status codes, then `default`.
 #[derive(Clone, Default)]
@@ -329,12 +329,7 @@ async fn a_failing_receiver_is_retried_and_a_permanent_refusal_goes_to_the_fallb
         title(m).contains("storefront is down") && mentions(m) == ["Alice"]
     })
     .await;
-    let outbox: Value = reqwest::get(d.url("/api/v1/outbox"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let outbox: Value = get_json(&d.url("/api/v1/outbox")).await;
     // The oldest row is the first page: the one the 503s hit.
     let row = outbox["outbox"]
         .as_array()
@@ -356,12 +351,7 @@ async fn a_failing_receiver_is_retried_and_a_permanent_refusal_goes_to_the_fallb
     })
     .await;
     assert!(ok, "the fallback channel never got the resolve notice");
-    let outbox: Value = reqwest::get(d.url("/api/v1/outbox"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let outbox: Value = get_json(&d.url("/api/v1/outbox")).await;
     assert!(
         outbox["outbox"]
             .as_array()
@@ -697,12 +687,7 @@ failure-threshold = 2
             .any(|m| m["kind"] == "trigger" && title(m).contains("payments")),
         "the held-back page was not also sent on its own"
     );
-    let outbox: Value = reqwest::get(d.url("/api/v1/outbox"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let outbox: Value = get_json(&d.url("/api/v1/outbox")).await;
     assert!(
         outbox["outbox"]
             .as_array()
@@ -741,12 +726,7 @@ async fn the_external_heartbeat_is_pinged_while_lantern_is_healthy() {
     })
     .await;
     assert!(ok, "the switch was never pinged");
-    let metrics = reqwest::get(d.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&d.url("/metrics")).await;
     assert!(
         metrics.contains(r#"lantern_page_watcher_pings_total{result="sent"}"#),
         "{metrics}"

@@ -1,57 +1,22 @@
 //! `http`, `tcp` and `command` checks against real servers and processes on loopback: axum (plain, TLS, mTLS), a line server, /bin/sh.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
-use lantern::config::{CheckSpec, Config};
+use lantern::config::CheckSpec;
 use lantern::probe::facts::MAX_TEXT;
-use lantern::probe::runner::{Observation, observe};
-use lantern::probe::{Facts, ProbeContext};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+use crate::probe_support::{check, check_named, facts, reason, run};
 use crate::support::{Process, TestConfig, poll_async};
-
-/// One check parsed from TOML, validated as the daemon would.
-fn check_named(name: &str, timeout: &str, body: &str) -> CheckSpec {
-    let text = format!("[[checks]]\nname = \"{name}\"\ntimeout = \"{timeout}\"\n{body}\n");
-    let mut config =
-        Config::parse(Path::new("t.toml"), &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    config.checks.remove(0)
-}
-
-fn check(body: &str) -> CheckSpec {
-    check_named("t", "2s", body)
-}
-
-async fn run(spec: &CheckSpec) -> Observation {
-    observe(spec, &ProbeContext::standalone(&spec.name, spec.timeout)).await
-}
-
-/// The raw facts of one attempt, for asserting what a probe saw.
-async fn facts(spec: &CheckSpec) -> Facts {
-    let cx = ProbeContext::standalone(&spec.name, spec.timeout);
-    tokio::time::timeout(spec.timeout, spec.kind.probe(&cx))
-        .await
-        .expect("probe finished within its timeout")
-        .unwrap_or_else(|e| panic!("probe failed: {e}"))
-}
-
-fn reason(obs: &Observation) -> &str {
-    obs.reason.as_deref().unwrap_or("")
-}
+use crate::tls_support::Pki;
 
 fn http_check(url: &str, extra: &str) -> CheckSpec {
     check(&format!("kind = \"http\"\nurl = \"{url}\"\n{extra}"))
@@ -200,77 +165,7 @@ async fn endless_server() -> (Server, Arc<AtomicU64>, Arc<AtomicBool>) {
     )
 }
 
-// ---------------------------------------------------------------- PKI
-
-fn unix_seconds_from_now(days: u64) -> u64 {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    now.as_secs() + days * 86_400
-}
-
-/// A CA, a server leaf for 127.0.0.1 expiring in ~200 days, and a client
-/// certificate, all signed by the CA; PEM files for lantern in `dir`.
-struct Pki {
-    ca_der: CertificateDer<'static>,
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-    leaf_not_after: u64,
-    _dir: tempfile::TempDir,
-    ca_file: String,
-    client_cert: String,
-    client_key: String,
-}
-
-fn pki() -> Pki {
-    let epoch = rcgen::date_time_ymd(1970, 1, 1);
-    let leaf_not_after = unix_seconds_from_now(200) + 17;
-
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "lantern http test CA");
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    ca.not_after = epoch + Duration::from_secs(unix_seconds_from_now(365));
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-
-    let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf =
-        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-    leaf.distinguished_name
-        .push(DnType::CommonName, "127.0.0.1");
-    leaf.not_after = epoch + Duration::from_secs(leaf_not_after);
-    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
-
-    let client_key = KeyPair::generate().unwrap();
-    let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
-    client
-        .distinguished_name
-        .push(DnType::CommonName, "lantern probe");
-    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let client_cert = client.signed_by(&client_key, &issuer).unwrap();
-
-    let dir = tempfile::tempdir().unwrap();
-    let write = |name: &str, text: &str| {
-        let p = dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p.display().to_string()
-    };
-    Pki {
-        ca_der: ca_cert.der().clone(),
-        chain: vec![leaf_cert.der().clone(), ca_cert.der().clone()],
-        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-        leaf_not_after,
-        ca_file: write("ca.pem", &ca_cert.pem()),
-        client_cert: write("client.pem", &client_cert.pem()),
-        client_key: write("client-key.pem", &client_key.serialize_pem()),
-        _dir: dir,
-    }
-}
+// ---------------------------------------------------------------- TLS
 
 /// Hands axum connections whose TLS handshake already succeeded; handshakes
 /// run on their own tasks so one stalled client cannot block the others.
@@ -295,28 +190,9 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-/// The same routes over TLS with the PKI's leaf; with `require_client_cert`,
-/// only clients presenting a certificate signed by the test CA get through.
+/// The same routes over TLS with the PKI's leaf; see [`Pki::server_config`].
 async fn https_server(pki: &Pki, require_client_cert: bool) -> Server {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap();
-    let builder = if require_client_cert {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(pki.ca_der.clone()).unwrap();
-        let verifier =
-            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .unwrap();
-        builder.with_client_cert_verifier(verifier)
-    } else {
-        builder.with_no_client_auth()
-    };
-    let config = builder
-        .with_single_cert(pki.chain.clone(), pki.key.clone_key())
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config(require_client_cert));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel(16);
@@ -535,11 +411,14 @@ async fn an_http_check_fails_with_a_connect_reason_while_the_server_is_down_and_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_https_check_trusts_its_ca_file_refuses_an_unknown_issuer_and_can_skip_verify() {
-    let pki = pki();
+    let pki = Pki::new(365);
     let server = https_server(&pki, false).await;
     let url = format!("https://{}/json", server.addr);
 
-    let with_ca = http_check(&url, &format!("ca-file = \"{}\"", pki.ca_file));
+    let with_ca = http_check(
+        &url,
+        &format!("ca-file = \"{}\"", pki.path("ca.pem").display()),
+    );
     let obs = run(&with_ca).await;
     assert!(obs.ok, "{:?}", obs.reason);
     assert_eq!(
@@ -561,7 +440,10 @@ async fn an_https_check_trusts_its_ca_file_refuses_an_unknown_issuer_and_can_ski
     let expiry = |c: &str| {
         http_check(
             &url,
-            &format!("ca-file = \"{}\"\nconditions = ['{c}']", pki.ca_file),
+            &format!(
+                "ca-file = \"{}\"\nconditions = ['{c}']",
+                pki.path("ca.pem").display()
+            ),
         )
     };
     let obs = run(&expiry("cert-expiry > 30d")).await;
@@ -576,7 +458,7 @@ async fn an_https_check_trusts_its_ca_file_refuses_an_unknown_issuer_and_can_ski
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_https_check_presents_its_client_certificate_to_a_server_that_requires_one() {
-    let pki = pki();
+    let pki = Pki::new(365);
     let server = https_server(&pki, true).await;
     let url = format!("https://{}/text", server.addr);
 
@@ -584,13 +466,18 @@ async fn an_https_check_presents_its_client_certificate_to_a_server_that_require
         &url,
         &format!(
             "ca-file = \"{}\"\nclient-cert = \"{}\"\nclient-key = \"{}\"\nconditions = ['body == \"ok: all good\"']",
-            pki.ca_file, pki.client_cert, pki.client_key
+            pki.path("ca.pem").display(),
+            pki.path("client.pem").display(),
+            pki.path("client-key.pem").display()
         ),
     );
     let obs = run(&with_cert).await;
     assert!(obs.ok, "{:?}", obs.reason);
 
-    let without = http_check(&url, &format!("ca-file = \"{}\"", pki.ca_file));
+    let without = http_check(
+        &url,
+        &format!("ca-file = \"{}\"", pki.path("ca.pem").display()),
+    );
     let obs = run(&without).await;
     assert!(!obs.ok, "the server requires a client certificate");
     assert!(

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,21 +13,18 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use lantern::config::{CheckSpec, Config};
-use lantern::probe::ProbeContext;
-use lantern::probe::runner::{Observation, observe};
+use lantern::probe::runner::Observation;
 use serde_json::{Value, json};
 
-use crate::support::{free_port, tool};
+use crate::probe_support::run;
+use crate::prometheus_support::Prometheus;
+use crate::support::free_port;
 
 /// The one check in `toml`, validated as lantern would at start.
 fn check(toml: &str) -> CheckSpec {
     let config = Config::parse(Path::new("t.toml"), toml)
         .unwrap_or_else(|e| panic!("test config is invalid: {e}\n{toml}"));
     config.checks.into_iter().next().expect("one check")
-}
-
-async fn run(spec: &CheckSpec) -> Observation {
-    observe(spec, &ProbeContext::standalone(&spec.name, spec.timeout)).await
 }
 
 /// Observes `spec` until `done` holds or `limit` passes; returns the last observation.
@@ -86,69 +82,6 @@ async fn start_exporter(e: Arc<Exporter>) -> SocketAddr {
     serve(router).await
 }
 
-/// The real `prometheus` binary, killed on drop.
-struct Prometheus {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Prometheus {
-    async fn start(target: SocketAddr) -> Prometheus {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: shop\n    static_configs:\n      - targets: ['{target}']\n"
-            ),
-        )
-        .unwrap();
-        // Prometheus cannot listen on port 0 and tell us; take a port that was just free.
-        let port = free_port();
-        let child = Command::new(tool("PROMETHEUS_BIN", "prometheus"))
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus");
-        let p = Prometheus {
-            child,
-            port,
-            _dir: dir,
-        };
-        let url = format!("{}/-/ready", p.url());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = reqwest::get(&url).await
-                && r.status() == 200
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "prometheus never became ready");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        p
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
 fn promql_check(prom: &str, query: &str, extra: &str) -> CheckSpec {
     check(&format!(
         "[[checks]]\nname = \"payments\"\nkind = \"promql\"\ntimeout = \"5s\"\nprometheus-url = \"{prom}\"\nquery = '{query}'\n{extra}\n"
@@ -160,7 +93,7 @@ async fn promql_passes_on_a_healthy_ratio_fails_on_a_bad_one_and_on_a_stopped_pr
     let exporter = Arc::new(Exporter::default());
     exporter.set_ratio(0.99);
     let target = start_exporter(exporter.clone()).await;
-    let prom = Prometheus::start(target).await;
+    let prom = Prometheus::start_ready("shop", target).await;
     let spec = promql_check(
         &prom.url(),
         "shop_payment_success_ratio{region=\"eu\"}",
@@ -209,7 +142,7 @@ async fn promql_empty_results_fail_by_default_pass_when_asked_and_bad_queries_ca
     exporter.set_ratio(0.99);
     exporter.queue_depth.store(5, Ordering::SeqCst);
     let target = start_exporter(exporter.clone()).await;
-    let prom = Prometheus::start(target).await;
+    let prom = Prometheus::start_ready("shop", target).await;
 
     // Wait until the exporter's series are in, so "empty" means empty, not "not yet scraped".
     let present = promql_check(

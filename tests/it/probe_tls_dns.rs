@@ -2,43 +2,15 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::process::{Command, Stdio};
+use std::time::{Duration, UNIX_EPOCH};
 
-use lantern::config::{CheckSpec, Config};
-use lantern::probe::runner::{Observation, observe};
-use lantern::probe::{Facts, ProbeContext};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use lantern::config::CheckSpec;
 use tokio::net::TcpListener;
 
-use crate::support::{free_port, poll_async};
-
-/// One check parsed from TOML, validated as the daemon would.
-fn check(body: &str) -> CheckSpec {
-    let text = format!("[[checks]]\nname = \"t\"\ntimeout = \"2s\"\n{body}\n");
-    let mut config = Config::parse(Path::new("/tmp/lantern-test.toml"), &text)
-        .unwrap_or_else(|e| panic!("{e}\n{text}"));
-    config.checks.remove(0)
-}
-
-async fn run(spec: &CheckSpec) -> Observation {
-    observe(spec, &ProbeContext::standalone(&spec.name, spec.timeout)).await
-}
-
-/// The raw facts of one attempt, for asserting what a probe saw.
-async fn facts(spec: &CheckSpec) -> Facts {
-    let cx = ProbeContext::standalone(&spec.name, spec.timeout);
-    tokio::time::timeout(spec.timeout, spec.kind.probe(&cx))
-        .await
-        .expect("probe finished within its timeout")
-        .unwrap_or_else(|e| panic!("probe failed: {e}"))
-}
-
-fn reason(obs: &Observation) -> &str {
-    obs.reason.as_deref().unwrap_or("")
-}
+use crate::probe_support::{check, facts, reason, run};
+use crate::support::{KillOnDrop, free_port, poll_async};
+use crate::tls_support::Pki;
 
 /// Polls the check until it passes, so tests wait for a server's readiness, not a sleep.
 async fn wait_ok(spec: &CheckSpec, what: &str) {
@@ -52,68 +24,10 @@ async fn wait_ok(spec: &CheckSpec, what: &str) {
 
 // ---------------------------------------------------------------- tls
 
-fn unix_seconds_from_now(days: u64) -> u64 {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    now.as_secs() + days * 86_400
-}
-
-/// A CA and a leaf for 127.0.0.1 it signed; the CA expires first, so the
-/// chain's earliest expiry differs from the leaf's.
-struct Pki {
-    ca_pem: String,
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-    leaf_not_after: u64,
-    ca_not_after: u64,
-}
-
-fn pki() -> Pki {
-    let epoch = rcgen::date_time_ymd(1970, 1, 1);
-    let ca_not_after = unix_seconds_from_now(90);
-    let leaf_not_after = unix_seconds_from_now(200) + 17;
-
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "lantern test CA");
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    ca.not_after = epoch + Duration::from_secs(ca_not_after);
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-
-    let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf =
-        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-    leaf.distinguished_name
-        .push(DnType::CommonName, "127.0.0.1");
-    leaf.not_after = epoch + Duration::from_secs(leaf_not_after);
-    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
-
-    Pki {
-        ca_pem: ca_cert.pem(),
-        chain: vec![leaf_cert.der().clone(), ca_cert.der().clone()],
-        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-        leaf_not_after,
-        ca_not_after,
-    }
-}
-
 /// A TLS server on 127.0.0.1 presenting leaf + CA; each connection completes
 /// the handshake and is dropped.
 async fn tls_server(pki: &Pki) -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(pki.chain.clone(), pki.key.clone_key())
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config(false));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
@@ -133,10 +47,9 @@ async fn tls_server(pki: &Pki) -> (SocketAddr, tokio::task::JoinHandle<()>) {
 
 #[tokio::test]
 async fn a_tls_check_reports_leaf_and_chain_expiry_separately_and_fails_when_the_server_stops() {
-    let pki = pki();
-    let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, &pki.ca_pem).unwrap();
+    // The CA expires first, so the chain's earliest expiry differs from the leaf's.
+    let pki = Pki::new(90);
+    let ca_file = pki.path("ca.pem");
     let (addr, server) = tls_server(&pki).await;
 
     let with_ca = check(&format!(
@@ -225,45 +138,30 @@ fn dnsmasq_path() -> PathBuf {
 
 /// dnsmasq in the foreground on 127.0.0.1:`port`, authoritative for `.test`
 /// (unknown names are NXDOMAIN, nothing is forwarded); killed on drop.
-struct Dnsmasq(Child);
-
-impl Dnsmasq {
-    fn start(port: u16, dir: &Path) -> Dnsmasq {
-        let child = Command::new(dnsmasq_path())
-            .args([
-                "--keep-in-foreground",
-                "--no-resolv",
-                "--no-hosts",
-                "--conf-file=/dev/null",
-                "--listen-address=127.0.0.1",
-                "--bind-interfaces",
-                "--user=root",
-                "--local=/test/",
-                "--address=/shop.test/127.0.0.5",
-                "--mx-host=mail.test,mx1.mail.test,10",
-                "--txt-record=txt.test,v=spf1 -all",
-                "--host-record=db.test,127.0.0.9",
-                "--cname=www.test,db.test",
-            ])
-            .arg(format!("--port={port}"))
-            .arg(format!("--pid-file={}", dir.join("dnsmasq.pid").display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start dnsmasq");
-        Dnsmasq(child)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        self.stop();
-    }
+fn start_dnsmasq(port: u16, dir: &Path) -> KillOnDrop {
+    let child = Command::new(dnsmasq_path())
+        .args([
+            "--keep-in-foreground",
+            "--no-resolv",
+            "--no-hosts",
+            "--conf-file=/dev/null",
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+            "--user=root",
+            "--local=/test/",
+            "--address=/shop.test/127.0.0.5",
+            "--mx-host=mail.test,mx1.mail.test,10",
+            "--txt-record=txt.test,v=spf1 -all",
+            "--host-record=db.test,127.0.0.9",
+            "--cname=www.test,db.test",
+        ])
+        .arg(format!("--port={port}"))
+        .arg(format!("--pid-file={}", dir.join("dnsmasq.pid").display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start dnsmasq");
+    KillOnDrop(child)
 }
 
 fn dns_check(port: u16, name: &str, record_type: &str, conditions: &str) -> CheckSpec {
@@ -276,7 +174,7 @@ fn dns_check(port: u16, name: &str, record_type: &str, conditions: &str) -> Chec
 async fn a_dns_check_sees_answers_and_rcodes_from_dnsmasq_and_fails_when_it_stops() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut dnsmasq = Dnsmasq::start(port, dir.path());
+    let mut dnsmasq = start_dnsmasq(port, dir.path());
     let a = dns_check(
         port,
         "shop.test",
@@ -326,7 +224,7 @@ async fn a_dns_check_sees_answers_and_rcodes_from_dnsmasq_and_fails_when_it_stop
         "{obs:?}"
     );
 
-    let _dnsmasq = Dnsmasq::start(port, dir.path());
+    let _dnsmasq = start_dnsmasq(port, dir.path());
     wait_ok(&a, "restarted dnsmasq").await;
 }
 
@@ -336,41 +234,26 @@ const REDIS_PASSWORD: &str = "s3cret-redis-pw";
 
 /// A throwaway redis-server on 127.0.0.1:`port` with a password and no
 /// persistence, its files in `dir`; killed on drop.
-struct Redis(Child);
-
-impl Redis {
-    fn start(port: u16, dir: &Path) -> Redis {
-        let child = Command::new(crate::support::tool("REDIS_SERVER", "redis-server"))
-            .args(["--bind", "127.0.0.1", "--port"])
-            .arg(port.to_string())
-            .args(["--requirepass", REDIS_PASSWORD])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        Redis(child)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
+fn start_redis(port: u16, dir: &Path) -> KillOnDrop {
+    let child = Command::new(crate::support::tool("REDIS_SERVER", "redis-server"))
+        .args(["--bind", "127.0.0.1", "--port"])
+        .arg(port.to_string())
+        .args(["--requirepass", REDIS_PASSWORD])
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start redis-server");
+    KillOnDrop(child)
 }
 
 #[tokio::test]
 async fn a_redis_check_authenticates_reads_info_and_follows_the_server_down_and_up() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut redis = Redis::start(port, dir.path());
+    let mut redis = start_redis(port, dir.path());
     let good = check(&format!(
         "kind = \"redis\"\naddress = \"127.0.0.1:{port}\"\npassword = \"{REDIS_PASSWORD}\"\ninfo-section = \"replication\"\nconditions = [\"info(role) == master\", \"info(connected_slaves) == 0\", \"body == PONG\"]"
     ));
@@ -423,6 +306,6 @@ async fn a_redis_check_authenticates_reads_info_and_follows_the_server_down_and_
         "{obs:?}"
     );
 
-    let _redis = Redis::start(port, dir.path());
+    let _redis = start_redis(port, dir.path());
     wait_ok(&good, "restarted redis-server").await;
 }

@@ -1,12 +1,13 @@
 //! lantern's exposition against the real Prometheus tools: promtool's linter and a live scrape.
 
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 
-use crate::support::{Process, TestConfig, free_port, get, tool};
+use crate::prometheus_support::Prometheus;
+use crate::support::{Process, TestConfig, get, tool};
 
 #[test]
 fn promtool_check_metrics_finds_nothing_to_report() {
@@ -123,70 +124,11 @@ fn lantern_status_prints_the_checks_and_open_incidents_of_the_running_daemon() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach lantern"));
 }
 
-struct Prometheus {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Prometheus {
-    fn start(target: &str) -> Prometheus {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n  - job_name: lantern\n    static_configs:\n      - targets: ['{target}']\n"
-            ),
-        )
-        .unwrap();
-        // Prometheus cannot listen on port 0 and tell us; take a port that was just free.
-        let port = free_port();
-        let child = Command::new(tool("PROMETHEUS_BIN", "prometheus"))
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Prometheus {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-
-    fn api(&self, path: &str) -> Option<serde_json::Value> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let r = reqwest::get(format!("http://127.0.0.1:{}{}", self.port, path))
-                .await
-                .ok()?;
-            r.json().await.ok()
-        })
-    }
-}
-
 #[test]
 fn a_real_prometheus_scrapes_lantern_and_sees_the_target_up() {
     let cfg = TestConfig::new("");
     let mut p = Process::start(&cfg.path, &[], &[]);
-    let prom = Prometheus::start(&p.addr.to_string());
+    let prom = Prometheus::start("lantern", p.addr);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = None;
     loop {

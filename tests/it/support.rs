@@ -271,6 +271,24 @@ pub fn get(url: &str) -> (u16, String) {
     })
 }
 
+/// An async GET's body as JSON.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    let r = reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    r.json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+}
+
+/// An async GET's body as text.
+pub async fn get_text(url: &str) -> String {
+    let r = reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    r.text().await.unwrap()
+}
+
 /// A POST with a bearer token from a sync test; returns the status.
 pub fn post_with_token(url: &str, token: &str) -> u16 {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -314,6 +332,22 @@ pub fn tool(env_var: &str, name: &str) -> PathBuf {
     panic!(
         "{name} is not installed (set {env_var} or run the README's test command, which installs it)"
     );
+}
+
+/// A child process killed and reaped on drop, so a failing test leaves nothing running.
+pub struct KillOnDrop(pub Child);
+
+impl KillOnDrop {
+    pub fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// A port that was free a moment ago, for tools that cannot bind port 0 and report it.
