@@ -93,13 +93,16 @@ pub fn backup(args: BackupArgs) -> ExitCode {
     env.ws.bars = crate::backup::adaptor::Bars::for_terminal();
     let state_dir = config.daemon.state_dir.clone();
     let result = super::block_on(async move {
-        // The store records the run; while the daemon holds it, the run
-        // still happens (the repository lock keeps the two apart) but is not recorded.
-        match tokio::task::spawn_blocking(move || Store::open(&state_dir)).await? {
+        // The store records the run. While the daemon holds it, the run is
+        // recorded beside the daemon's own writes (the repository lock keeps
+        // the two from working on one repository at once).
+        let opened = tokio::task::spawn_blocking(move || match Store::open(&state_dir) {
+            Err(StoreError::Locked { .. }) => Store::open_beside(&state_dir),
+            other => other,
+        })
+        .await?;
+        match opened {
             Ok(s) => env.store = Some(s),
-            Err(StoreError::Locked { .. }) => {
-                eprintln!("note: the daemon holds the state store; this run is not recorded there")
-            }
             Err(e) => eprintln!("note: {e}; this run is not recorded"),
         }
         command(&env, args.command).await

@@ -44,6 +44,14 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error(
+        "state store {path} has schema {found} and this build knows {known}: run the same lantern as the daemon"
+    )]
+    OtherVersion {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("state store task failed: {0}")]
     Join(String),
 }
@@ -60,7 +68,8 @@ struct Inner {
     conn: Mutex<Connection>,
     path: PathBuf,
     // Held for the life of the store; dropping it releases the flock.
-    _lock: File,
+    // `None` for a store opened beside the daemon that holds it.
+    _lock: Option<File>,
 }
 
 pub const FILE_NAME: &str = "lantern.db";
@@ -107,7 +116,44 @@ impl Store {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
                 path,
-                _lock: lock,
+                _lock: Some(lock),
+            }),
+        })
+    }
+
+    /// Opens the store a running daemon holds, for a CLI to record its own
+    /// rows (backup runs) beside it. SQLite in WAL mode takes a second
+    /// writer: each waits out the other's short transactions (busy timeout).
+    /// Nothing is created or migrated; the schema must be this build's.
+    pub fn open_beside(dir: &Path) -> Result<Store, StoreError> {
+        let path = dir.join(FILE_NAME);
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags).map_err(|e| classify(&path, e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sqlite)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sqlite)?;
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(sqlite)?;
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(sqlite)?;
+        if found != migrations::SCHEMA_VERSION {
+            return Err(StoreError::OtherVersion {
+                path,
+                found,
+                known: migrations::SCHEMA_VERSION,
+            });
+        }
+        Ok(Store {
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                path,
+                _lock: None,
             }),
         })
     }
@@ -270,6 +316,31 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[tokio::test]
+    async fn a_store_opened_beside_the_holder_writes_with_it_and_refuses_another_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let holder = Store::open(dir.path()).unwrap();
+        let beside = Store::open_beside(dir.path()).unwrap();
+        beside.record_start("cli").await.unwrap();
+        let starts: i64 = holder
+            .call(|c| c.query_row("SELECT count(*) FROM daemon_runs", [], |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(starts, 1, "the holder sees the row written beside it");
+        holder
+            .call(|c| c.pragma_update(None, "user_version", SCHEMA_VERSION + 1))
+            .await
+            .unwrap();
+        let err = Store::open_beside(dir.path()).err().expect("other schema");
+        assert!(matches!(err, StoreError::OtherVersion { .. }), "{err}");
+        let none = tempfile::tempdir().unwrap();
+        assert!(
+            Store::open_beside(none.path()).is_err(),
+            "nothing is created"
+        );
+        assert!(!none.path().join(FILE_NAME).exists());
     }
 
     #[test]

@@ -925,3 +925,34 @@ async fn a_full_target_fails_the_backup_with_the_cause_and_a_later_run_succeeds(
     assert_eq!(out.snapshots.len(), 1, "{out:?}");
     drop(disk);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cli_run_beside_the_running_daemon_is_recorded_in_its_store() {
+    let s = Setup::new();
+    std::fs::write(s.path("data/x"), "x").unwrap();
+    s.write(&format!(
+        "[backup]\n{}\n[[backup.sets]]\nname = \"files\"\npaths = [\"data\"]\nsnapshot = \"off\"\ncopy = \"off\"\nforget = \"off\"\ndrill = \"off\"\n",
+        repo("main", "repos/main", ""),
+    ));
+    let d = s.start().await;
+    let out = tokio::process::Command::new(support::bin())
+        .args(["backup", "--config"])
+        .arg(&s.config)
+        .args(["run", "files"])
+        .env("USER", "ops")
+        .env_remove("SUDO_USER")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("not recorded"), "{stderr}");
+    let recorded = runs(&d).await;
+    assert!(
+        recorded
+            .iter()
+            .any(|r| r["job"] == "snapshot" && r["who"] == "cli:ops" && r["result"] == "success"),
+        "{recorded:?}"
+    );
+    d.stop().await.unwrap();
+}
