@@ -222,11 +222,11 @@ fn unopened(ws: &Workspace, repo: &RepoSpec) -> Result<Repository<()>> {
         // Five retries with backoff would turn "server down" into minutes of waiting.
         options.entry("retry".into()).or_insert_with(|| "2".into());
     }
-    let backends = BackendOptions::default()
+    let mut backends = BackendOptions::default()
         .repository(repo.repository.clone())
-        .options(options)
-        .to_backends()
-        .map_err(rustic(repo, "connect"))?;
+        .options(options);
+    backends.repo_hot = repo.repository_hot.clone();
+    let backends = backends.to_backends().map_err(rustic(repo, "connect"))?;
     let ropts = RepositoryOptions::default().cache_dir(ws.dir.join("cache"));
     Repository::new_with_progress(&ropts, &backends, ws.bars).map_err(rustic(repo, "connect"))
 }
@@ -272,7 +272,12 @@ fn open(
             message: "no repository has been initialised there yet (run a backup first)".into(),
         });
     }
-    if let Some(p) = repo.local_path() {
+    let hot = repo
+        .repository_hot
+        .as_deref()
+        .filter(|h| h.starts_with('/'))
+        .map(PathBuf::from);
+    for p in repo.local_path().into_iter().chain(hot) {
         std::fs::create_dir_all(&p)
             .map_err(|e| BackupError::Other(format!("cannot create {}: {e}", p.display())))?;
     }

@@ -956,3 +956,56 @@ async fn a_cli_run_beside_the_running_daemon_is_recorded_in_its_store() {
     );
     d.stop().await.unwrap();
 }
+
+/// Bytes of every file under `dir`.
+fn du(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hot_cold_repository_keeps_data_in_the_cold_part_and_restores_from_it() {
+    let s = Setup::new();
+    write_files(&s.path("data"));
+    let env = s.env(&format!(
+        "[backup]\n{}\n[[backup.sets]]\nname = \"files\"\npaths = [\"data\"]\n",
+        repo("main", "repos/cold", "repository-hot = \"repos/hot\"")
+    ));
+    jobs::snapshot(&env, "files").await.unwrap();
+    let (hot, cold) = (
+        du(&s.path("repos/hot/data")),
+        du(&s.path("repos/cold/data")),
+    );
+    assert!(
+        cold > 100_000 && hot < cold / 10,
+        "data packs belong in the cold part: hot {hot} B, cold {cold} B"
+    );
+    assert!(du(&s.path("repos/hot/snapshots")) > 0, "snapshots are hot");
+    let target = s.path("restore");
+    let r = jobs::restore(&env, "files", None, "latest", target.clone())
+        .await
+        .unwrap();
+    assert!(r.mismatches.is_empty(), "{r:?}");
+    assert_eq!(
+        tree(&restored(&target, &s.path("data"))),
+        tree(&s.path("data"))
+    );
+    let checked = jobs::check(&env, Some("all".into())).await;
+    assert!(
+        checked
+            .iter()
+            .all(|(_, r)| r.as_ref().is_ok_and(|c| c.errors == 0)),
+        "{checked:?}"
+    );
+}

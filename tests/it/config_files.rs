@@ -124,7 +124,7 @@ fn every_valid_fixture_and_every_shipped_config_passes_check_config() {
 fn every_invalid_fixture_exits_78_and_names_file_line_and_key() {
     let creds = credentials();
     let invalid = toml_files(&repo_root().join("tests/fixtures/config/invalid"));
-    assert_eq!(invalid.len(), 44, "invalid fixtures found: {invalid:?}");
+    assert_eq!(invalid.len(), 45, "invalid fixtures found: {invalid:?}");
     for file in &invalid {
         let text = std::fs::read_to_string(file).unwrap();
         let header = |name: &str| {

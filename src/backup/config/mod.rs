@@ -42,6 +42,10 @@ pub struct RepoSpec {
     pub name: String,
     /// rustic's repository string: an absolute path, `rest:URL` or `rclone:REMOTE:PATH`.
     pub repository: String,
+    /// rustic's hot part of a hot/cold repository: metadata only (snapshots,
+    /// index, trees) on fast storage, so listing, backups and `check` never
+    /// read the cold part, which holds the data (an archive-class bucket).
+    pub repository_hot: Option<String>,
     pub password: Secret,
     pub medium: String,
     pub offsite: bool,

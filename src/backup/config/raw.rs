@@ -25,6 +25,7 @@ pub struct RawBackup {
 pub struct RawRepository {
     pub name: Option<String>,
     pub repository: Option<String>,
+    pub repository_hot: Option<String>,
     pub password: Option<String>,
     pub password_file: Option<String>,
     pub password_credential: Option<String>,

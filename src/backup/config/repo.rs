@@ -11,6 +11,19 @@ use crate::config::validate::Ctx;
 pub(super) fn repository(cx: &mut Ctx, key: &str, r: RawRepository) -> Option<RepoSpec> {
     let name = name(cx, &format!("{key}.name"), r.name);
     let repository = location(cx, &format!("{key}.repository"), r.repository.as_deref());
+    let hkey = format!("{key}.repository-hot");
+    let repository_hot = match r.repository_hot.as_deref() {
+        None => Some(None),
+        Some(h) => location(cx, &hkey, Some(h)).map(Some),
+    };
+    if let (Some(Some(hot)), Some(cold)) = (&repository_hot, &repository)
+        && hot == cold
+    {
+        cx.error(
+            &hkey,
+            "the hot part must live somewhere else than the repository itself",
+        );
+    }
     let pkey = format!("{key}.password");
     let password = match (&r.password_credential, &r.password, &r.password_file) {
         (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
@@ -54,6 +67,7 @@ pub(super) fn repository(cx: &mut Ctx, key: &str, r: RawRepository) -> Option<Re
     Some(RepoSpec {
         name: name?,
         repository: repository?,
+        repository_hot: repository_hot?,
         password: password?,
         medium,
         offsite: r.offsite.unwrap_or(false),
