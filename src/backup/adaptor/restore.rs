@@ -227,3 +227,80 @@ fn verify_file<S: IndexedFull>(
     }
     Ok(total)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::adaptor::{self, Bars, KeyCache, Workspace};
+
+    /// A real repository in a temp dir holding one snapshot of `data/`.
+    async fn repository() -> (tempfile::TempDir, Workspace, crate::backup::RepoSpec) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        let body: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(dir.path().join("data/f.bin"), &body).unwrap();
+        let file = dir.path().join("lantern.toml");
+        let text = "[backup]\n[[backup.repositories]]\nname = \"main\"\nrepository = \"repo\"\npassword = \"unit-test-password\"\n[[backup.sets]]\nname = \"s\"\npaths = [\"data\"]\n";
+        let cfg = crate::config::Config::parse(&file, text)
+            .unwrap()
+            .backup
+            .unwrap();
+        let ws = Workspace {
+            dir: dir.path().join("work"),
+            lock_wait: std::time::Duration::from_secs(5),
+            bars: Bars { draw: false },
+            keys: KeyCache::default(),
+        };
+        let repo = cfg.repositories[0].clone();
+        adaptor::backup(
+            ws.clone(),
+            repo.clone(),
+            cfg.sets[0].clone(),
+            "run-unit".into(),
+        )
+        .await
+        .unwrap();
+        (dir, ws, repo)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn verification_names_a_file_whose_bytes_differ_from_the_snapshot() {
+        let (dir, ws, repo) = repository().await;
+        let target = dir.path().join("restore");
+        let root = target.clone();
+        tokio::task::spawn_blocking(move || {
+            let r = adaptor::open(&ws, &repo, false, None)
+                .unwrap()
+                .to_indexed()
+                .unwrap();
+            let snap = r.get_all_snapshots().unwrap().remove(0);
+            let done = snapshot(&r, &snap, &root, Bars { draw: false }).unwrap();
+            assert_eq!((done.files, done.mismatches.len()), (1, 0), "{done:?}");
+            let node = r.node_from_snapshot_and_path(&snap, "").unwrap();
+            let ls: Vec<(PathBuf, Node)> = r
+                .ls(&node, &LsOptions::default())
+                .unwrap()
+                .collect::<RusticResult<_>>()
+                .unwrap();
+            let (path, node) = ls.iter().find(|(_, n)| n.is_file()).unwrap();
+            let restored = root.join(path);
+            let content = node.content.as_ref().unwrap();
+            assert_eq!(verify_file(&r, &restored, content), Ok(300_000));
+            // One byte changed in the middle, then one byte too many.
+            let mut bytes = std::fs::read(&restored).unwrap();
+            bytes[150_000] ^= 1;
+            std::fs::write(&restored, &bytes).unwrap();
+            let why = verify_file(&r, &restored, content).unwrap_err();
+            assert!(why.starts_with("content differs at byte"), "{why}");
+            bytes[150_000] ^= 1;
+            bytes.push(0);
+            std::fs::write(&restored, &bytes).unwrap();
+            assert_eq!(
+                verify_file(&r, &restored, content),
+                Err("longer than in the snapshot".into())
+            );
+        })
+        .await
+        .unwrap();
+    }
+}
