@@ -111,7 +111,7 @@ impl Signer {
         let claims = format!(
             "{kind}:{id}:{}:{expires}:{}",
             person.unwrap_or("-"),
-            hex_lower(&nonce)
+            super::channel::hex(&nonce)
         );
         let tag = hmac::sign(&self.key, claims.as_bytes());
         format!(
@@ -154,10 +154,6 @@ impl Signer {
             nonce: nonce.to_string(),
         })
     }
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

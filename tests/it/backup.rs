@@ -432,7 +432,7 @@ fn a_backup_killed_mid_run_leaves_a_repository_the_next_run_and_a_read_data_chec
     let data = s.path("repos/main/data");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let packs = walk_count(&data);
+        let packs = files_under(&data).0;
         if packs >= 2 {
             break;
         }
@@ -470,19 +470,18 @@ fn a_backup_killed_mid_run_leaves_a_repository_the_next_run_and_a_read_data_chec
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
 }
 
-fn walk_count(dir: &Path) -> usize {
+/// How many files lie under `dir` (at any depth), and their bytes; nothing when it is missing.
+fn files_under(dir: &Path) -> (usize, u64) {
     let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
+        return (0, 0);
     };
     rd.filter_map(Result::ok)
-        .map(|e| {
-            if e.path().is_dir() {
-                walk_count(&e.path())
-            } else {
-                1
-            }
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => files_under(&e.path()),
+            Ok(m) => (1, m.len()),
+            Err(_) => (0, 0),
         })
-        .sum()
+        .fold((0, 0), |(n, b), (n2, b2)| (n + n2, b + b2))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -957,23 +956,6 @@ async fn a_cli_run_beside_the_running_daemon_is_recorded_in_its_store() {
     d.stop().await.unwrap();
 }
 
-/// Bytes of every file under `dir`.
-fn du(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let m = e.metadata().unwrap();
-            if m.is_dir() {
-                stack.push(e.path());
-            } else {
-                total += m.len();
-            }
-        }
-    }
-    total
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hot_cold_repository_keeps_data_in_the_cold_part_and_restores_from_it() {
     let s = Setup::new();
@@ -984,14 +966,17 @@ async fn a_hot_cold_repository_keeps_data_in_the_cold_part_and_restores_from_it(
     ));
     jobs::snapshot(&env, "files").await.unwrap();
     let (hot, cold) = (
-        du(&s.path("repos/hot/data")),
-        du(&s.path("repos/cold/data")),
+        files_under(&s.path("repos/hot/data")).1,
+        files_under(&s.path("repos/cold/data")).1,
     );
     assert!(
         cold > 100_000 && hot < cold / 10,
         "data packs belong in the cold part: hot {hot} B, cold {cold} B"
     );
-    assert!(du(&s.path("repos/hot/snapshots")) > 0, "snapshots are hot");
+    assert!(
+        files_under(&s.path("repos/hot/snapshots")).1 > 0,
+        "snapshots are hot"
+    );
     let target = s.path("restore");
     let r = jobs::restore(&env, "files", None, "latest", target.clone())
         .await

@@ -214,9 +214,8 @@ fn verify_file<S: IndexedFull>(
         buf.resize(len, 0);
         f.read_exact(&mut buf)
             .map_err(|e| format!("short file: {e}"))?;
-        let digest = Sha256::digest(&buf);
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        if hex != id.to_hex().as_str() {
+        let digest: [u8; 32] = Sha256::digest(&buf).into();
+        if rustic_core::Id::new(digest) != **id {
             return Err(format!("content differs at byte {total}"));
         }
         total += len as u64;

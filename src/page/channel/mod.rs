@@ -404,8 +404,8 @@ fn truncate_bytes(text: &str, max: usize) -> String {
     format!("{}{mark}", &text[..end])
 }
 
-/// Lowercase hex, for signatures and PagerDuty's dedup key.
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex, for signatures, PagerDuty's dedup key and ack nonces.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
